@@ -1,0 +1,78 @@
+"""Newline-delimited JSON over a socket, the engine's side of the dedicated channel.
+
+The engine's stdout and stderr belong to native code (llama.cpp prints there), so protocol
+messages never travel on them. The parent listens on a loopback port and passes the port and
+a one-time token in the environment; the engine connects and proves itself with ``Hello``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Iterator
+
+from engine import protocol
+
+log = logging.getLogger(__name__)
+
+ENV_PORT = "LANTERN_ENGINE_PORT"
+ENV_TOKEN = "LANTERN_ENGINE_TOKEN"
+
+
+class LineChannel:
+    """A thread-safe sender and a single-reader iterator of protocol messages on a socket."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        # Small, frequent token events: without TCP_NODELAY Nagle's algorithm holds each one
+        # back until the previous is acknowledged, which shows up as stutter and TTFT.
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        self._reader = sock.makefile("rb")
+        self._send_lock = threading.Lock()
+        self.closed = False
+
+    @classmethod
+    def connect(cls, port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> "LineChannel":
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.settimeout(None)
+        return cls(sock)
+
+    def send(self, msg: protocol.Message) -> None:
+        data = protocol.encode(msg)
+        with self._send_lock:
+            if self.closed:
+                return
+            try:
+                self._sock.sendall(data)
+            except OSError:
+                self.closed = True
+                raise
+
+    def __iter__(self) -> Iterator[protocol.Message]:
+        """Yield messages until the peer closes; bad lines are logged and dropped."""
+        while not self.closed:
+            try:
+                line = self._reader.readline(protocol.MAX_LINE_BYTES + 1)
+            except (OSError, ValueError):
+                break
+            if not line:
+                break
+            if not line.strip():
+                continue
+            try:
+                yield protocol.decode(line)
+            except protocol.ProtocolError as e:
+                log.warning("dropping a bad protocol line: %s", e)
+        self.closed = True
+
+    def close(self) -> None:
+        self.closed = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()

@@ -1,0 +1,282 @@
+"""The llama.cpp backend: load a GGUF model and stream a chat reply, token by token.
+
+We drive ``Llama.generate`` ourselves instead of ``create_chat_completion`` because we need
+what that convenience hides: exact token counts for the context budget, a cancel check
+between every token and between prefill chunks, the KV-cache prefix reuse across turns of
+the same conversation, and our own sandboxed chat template.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from engine import chat_template, context
+from engine.models import inspect_header
+from engine.protocol import EngineError, ErrorKind, Sampling
+
+log = logging.getLogger(__name__)
+
+# Prompt tokens evaluated per step before checking for a cancel. Small enough that a cancel
+# during a long prefill lands within ~100 ms on two cores, large enough to batch well.
+PREFILL_CHUNK = 128
+
+
+class GenerationCancelled(Exception):
+    pass
+
+
+@dataclass
+class LoadedModel:
+    path: Path
+    name: str
+    n_ctx: int
+    n_ctx_train: int
+    size_bytes: int
+    formatter: chat_template.ChatFormatter
+    load_ms: float
+
+
+@dataclass
+class GenerationResult:
+    text: str = ""
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    dropped_messages: int = 0
+    ttft_ms: float = 0.0
+    tokens_per_s: float = 0.0
+
+
+def physical_cores() -> int:
+    try:
+        import psutil
+        n = psutil.cpu_count(logical=False)
+    except Exception:  # psutil missing or the platform hides the topology
+        n = None
+    return max(1, n or os.cpu_count() or 1)
+
+
+def _model_name(meta: dict, path: Path) -> str:
+    return meta.get("general.name") or path.stem
+
+
+class LlamaBackend:
+    def __init__(self):
+        self._llm = None
+        self.model: LoadedModel | None = None
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self, path: str | os.PathLike, n_ctx: int = 4096, n_gpu_layers: int = 0, n_threads: int = 0) -> LoadedModel:
+        """Load ``path``; on any failure the previously loaded model stays in place."""
+        header = inspect_header(path)
+        if n_ctx < 256:
+            raise EngineError(ErrorKind.BAD_INPUT, f"Context length {n_ctx} is too small; use at least 256 tokens.")
+        import llama_cpp  # heavy native import, only in the engine process and only now
+
+        threads = n_threads or physical_cores()
+        t0 = time.perf_counter()
+        def open_model(ctx: int):
+            return llama_cpp.Llama(
+                model_path=str(header.path),
+                n_ctx=ctx,
+                n_gpu_layers=n_gpu_layers,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_batch=512,
+                verbose=False,
+            )
+
+        try:
+            llm = open_model(n_ctx)
+            n_ctx_train = llm._model.n_ctx_train()
+            if 0 < n_ctx_train < n_ctx:
+                # Past its training context a model produces garbage; cap it (rarely taken:
+                # only when the person asks for more than the model supports).
+                llm.close()
+                llm = open_model(n_ctx_train)
+            meta = dict(llm.metadata)
+        except MemoryError:
+            raise EngineError(
+                ErrorKind.OUT_OF_MEMORY,
+                f"Not enough memory to load '{header.path.name}' with a {n_ctx}-token context. "
+                "Lower the context length or choose a smaller model.",
+            ) from None
+        except (ValueError, RuntimeError, OSError) as e:
+            raise EngineError(
+                ErrorKind.UNSUPPORTED_FORMAT,
+                f"llama.cpp could not load '{header.path.name}': {e}. The file may be damaged or use an "
+                "architecture this build does not support.",
+            ) from None
+        load_ms = (time.perf_counter() - t0) * 1000
+
+        formatter = chat_template.make_formatter(
+            meta.get("tokenizer.chat_template"),
+            bos_token=self._token_text(llm, llm.token_bos()),
+            eos_token=self._token_text(llm, llm.token_eos()),
+        )
+        if self._llm is not None:
+            self._llm.close()
+        self._llm = llm
+        self.model = LoadedModel(
+            path=header.path,
+            name=_model_name(meta, header.path),
+            n_ctx=llm.n_ctx(),
+            n_ctx_train=n_ctx_train,
+            size_bytes=header.size,
+            formatter=formatter,
+            load_ms=load_ms,
+        )
+        log.info("loaded %s (n_ctx=%d, threads=%d) in %.0f ms", header.path, llm.n_ctx(), threads, load_ms)
+        return self.model
+
+    @staticmethod
+    def _token_text(llm, token: int) -> str:
+        if token < 0:
+            return ""
+        return llm._model.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+            self.model = None
+
+    # ------------------------------------------------------------------ generation
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text))
+
+    def _tokenize(self, text: str) -> list[int]:
+        # The rendered template already contains the BOS text when the model wants it, so
+        # special tokens are parsed and no second BOS is added.
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def stream(self, messages: list[dict], sampling: Sampling, cancel: threading.Event,
+               on_fitted=None) -> Iterator[str]:
+        """Yield reply text pieces; the summary is in ``self.last_result`` afterwards.
+
+        Raises GenerationCancelled when ``cancel`` is set (the text so far is in last_result).
+        ``on_fitted(FittedPrompt)`` is called once the prompt is built, before any token.
+        """
+        if self._llm is None or self.model is None:
+            raise EngineError(ErrorKind.NO_MODEL, "No model is loaded. Choose a model first.")
+        sampling.validate()
+        llm = self._llm
+        model = self.model
+        t_start = time.perf_counter()
+
+        fitted = context.fit_messages(
+            messages, model.n_ctx, sampling.max_tokens, model.formatter.render, self.count_tokens,
+        )
+        if on_fitted is not None:
+            on_fitted(fitted)
+        tokens = self._tokenize(fitted.text)
+        result = GenerationResult(prompt_tokens=len(tokens), dropped_messages=fitted.dropped_messages)
+        self.last_result = result
+
+        seed = sampling.seed if sampling.seed >= 0 else random.randrange(2**31)
+        llm.set_seed(seed)
+        self._prefill(tokens, cancel)
+
+        max_new = min(sampling.max_tokens, model.n_ctx - len(tokens))
+        stops = model.formatter.stop_strings
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        vocab = llm._model.vocab
+        import llama_cpp
+
+        pieces: list[str] = []
+        held = ""  # text held back because it may be the start of a stop string
+        t_first = None
+        n = 0
+        result.finish_reason = "length"
+        for tok in llm.generate(
+            tokens,
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+            min_p=sampling.min_p,
+            temp=sampling.temperature,
+            repeat_penalty=sampling.repeat_penalty,
+        ):
+            if cancel.is_set():
+                result.text = "".join(pieces) + held
+                raise GenerationCancelled()
+            if llama_cpp.llama_vocab_is_eog(vocab, tok):
+                result.finish_reason = "stop"
+                break
+            n += 1
+            if t_first is None:
+                t_first = time.perf_counter()
+            text = decoder.decode(llm._model.detokenize([tok]))
+            if text:
+                held += text
+                emit, held, hit = _split_stops(held, stops)
+                if emit:
+                    pieces.append(emit)
+                    yield emit
+                if hit:
+                    result.finish_reason = "stop"
+                    break
+            if n >= max_new:
+                break
+        tail = held + decoder.decode(b"", final=True)
+        if tail and not any(s.startswith(tail) for s in stops):
+            pieces.append(tail)
+            yield tail
+        t_end = time.perf_counter()
+        result.text = "".join(pieces)
+        result.completion_tokens = n
+        if t_first is not None:
+            result.ttft_ms = (t_first - t_start) * 1000
+            if n > 1 and t_end > t_first:
+                result.tokens_per_s = (n - 1) / (t_end - t_first)
+
+    def _prefill(self, tokens: list[int], cancel: threading.Event) -> None:
+        """Evaluate all but the last prompt token in chunks, reusing the cached prefix.
+
+        ``Llama.generate`` would do this in one uninterruptible call; by leaving exactly one
+        token for it, its own prefix match finds the rest cached and evaluates one token.
+        """
+        import numpy as np
+
+        llm = self._llm
+        target = len(tokens) - 1
+        cached = np.asarray(llm.input_ids[: llm.n_tokens])
+        head = np.asarray(tokens[: len(cached)])
+        n_common = len(head)
+        mismatch = np.nonzero(cached[: len(head)] != head)[0]
+        if len(mismatch):
+            n_common = int(mismatch[0])
+        n_common = min(n_common, target)
+        # Llama.eval drops the KV cache beyond n_tokens before evaluating.
+        llm.n_tokens = n_common
+        for i in range(n_common, target, PREFILL_CHUNK):
+            if cancel.is_set():
+                raise GenerationCancelled()
+            llm.eval(tokens[i:min(i + PREFILL_CHUNK, target)])
+
+
+def _split_stops(text: str, stops: tuple[str, ...]) -> tuple[str, str, bool]:
+    """Split ``text`` into (safe to emit, held back, stop found)."""
+    if not stops:
+        return text, "", False
+    for s in stops:
+        i = text.find(s)
+        if i >= 0:
+            return text[:i], "", True
+    # Hold back the longest suffix that is a prefix of some stop string.
+    keep = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:k]):
+                keep = max(keep, k)
+                break
+    return (text[:-keep], text[-keep:], False) if keep else (text, "", False)

@@ -1,0 +1,339 @@
+"""The typed, versioned message protocol between the UI (or CLI) and the engine process.
+
+Messages travel as one JSON object per line over a dedicated loopback socket (see
+``engine.channel``). Never pickle: the engine runs native code on untrusted files, and the
+UI must be able to drop a malformed line without executing anything.
+
+Every message has ``type`` and ``id``. Commands (UI -> engine) carry a fresh request id;
+events (engine -> UI) carry the id of the command they answer, so the UI can route
+tokens of an old, cancelled request to nowhere.
+
+Compatibility rule: the major part of ``PROTOCOL_VERSION`` must match exactly (checked in the
+``Hello``/``Welcome`` handshake); minor bumps only add optional fields, and unknown fields are
+ignored on decode so an older peer can still read a newer message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+PROTOCOL_VERSION = "1.0"
+
+# Largest line we accept. A chat history is big, but not this big; a longer line means a
+# confused peer and we would rather drop it than buffer without bound.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid message of this protocol version."""
+
+
+# ---------------------------------------------------------------------------- errors as data
+
+class ErrorKind:
+    """Stable error kinds. The UI switches on these; the message is for the person."""
+
+    MODEL_NOT_FOUND = "model_not_found"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    OUT_OF_MEMORY = "out_of_memory"
+    CONTEXT_OVERFLOW = "context_overflow"
+    NO_MODEL = "no_model"
+    BAD_INPUT = "bad_input"
+    BUSY = "busy"
+    INDEX_IO = "index_io"
+    INTERRUPTED = "interrupted"
+    PROTOCOL = "protocol"
+    INTERNAL = "internal"
+
+    # Kinds caused by the user's environment (a file, memory, their input), as opposed to a
+    # bug in Lantern. The UI words its message differently for the two.
+    ENVIRONMENT = frozenset({
+        MODEL_NOT_FOUND, UNSUPPORTED_FORMAT, OUT_OF_MEMORY, CONTEXT_OVERFLOW, NO_MODEL,
+        BAD_INPUT, BUSY, INDEX_IO, INTERRUPTED,
+    })
+
+
+class EngineError(Exception):
+    """An error that crosses the protocol as a ``Failed`` event."""
+
+    def __init__(self, kind: str, message: str, *, environment: bool | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.environment = kind in ErrorKind.ENVIRONMENT if environment is None else environment
+
+
+# ---------------------------------------------------------------------------- message base
+
+_ids = itertools.count(1)
+
+
+def new_request_id() -> str:
+    # pid prefix keeps ids unique when a CLI and a window talk to engines at the same time
+    # and their logs are read together.
+    return f"{os.getpid():x}-{next(_ids)}"
+
+
+_REGISTRY: dict[str, type["Message"]] = {}
+
+
+@dataclass
+class Message:
+    TYPE: ClassVar[str] = ""
+    id: str = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.TYPE:
+            if cls.TYPE in _REGISTRY:
+                raise TypeError(f"duplicate message type {cls.TYPE!r}")
+            _REGISTRY[cls.TYPE] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["type"] = self.TYPE
+        return d
+
+
+@dataclass
+class Command(Message):
+    def __post_init__(self):
+        if not self.id:
+            self.id = new_request_id()
+
+
+@dataclass
+class Event(Message):
+    pass
+
+
+# ---------------------------------------------------------------------------- handshake
+
+@dataclass
+class Hello(Command):
+    """First line from the engine: proves it was started by us (token) and speaks our version."""
+    TYPE: ClassVar[str] = "hello"
+    token: str = ""
+    version: str = PROTOCOL_VERSION
+    pid: int = 0
+
+
+@dataclass
+class Welcome(Event):
+    """The parent's answer to Hello. ``accepted`` false means the engine should exit."""
+    TYPE: ClassVar[str] = "welcome"
+    version: str = PROTOCOL_VERSION
+    accepted: bool = True
+    reason: str = ""
+
+
+# ---------------------------------------------------------------------------- commands
+
+@dataclass
+class Sampling:
+    """Sampling settings of one request. Defaults are what most chat apps ship."""
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 1024
+    seed: int = -1  # -1: a new random seed per reply
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Sampling":
+        d = d or {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def validate(self) -> None:
+        checks = [
+            (0.0 <= self.temperature <= 5.0, "temperature must be between 0 and 5"),
+            (0.0 < self.top_p <= 1.0, "top-p must be above 0 and at most 1"),
+            (self.top_k >= 0, "top-k must be 0 (off) or more"),
+            (0.0 <= self.min_p < 1.0, "min-p must be between 0 and 1"),
+            (0.5 <= self.repeat_penalty <= 2.5, "repeat penalty must be between 0.5 and 2.5"),
+            (1 <= self.max_tokens <= 131072, "max tokens must be between 1 and 131072"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise EngineError(ErrorKind.BAD_INPUT, f"Sampling setting out of range: {msg}.")
+
+
+@dataclass
+class LoadModel(Command):
+    TYPE: ClassVar[str] = "load_model"
+    path: str = ""           # empty: the default model
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0
+    n_threads: int = 0       # 0: one per physical core
+
+
+@dataclass
+class Chat(Command):
+    """Generate the assistant's next turn for ``messages`` (role/content dicts, oldest first)."""
+    TYPE: ClassVar[str] = "chat"
+    messages: list = field(default_factory=list)
+    sampling: dict = field(default_factory=dict)
+
+
+@dataclass
+class Cancel(Command):
+    TYPE: ClassVar[str] = "cancel"
+    target: str = ""  # the request id to cancel
+
+
+@dataclass
+class GetStatus(Command):
+    TYPE: ClassVar[str] = "get_status"
+
+
+@dataclass
+class Shutdown(Command):
+    TYPE: ClassVar[str] = "shutdown"
+
+
+# ---------------------------------------------------------------------------- events
+
+@dataclass
+class ModelLoaded(Event):
+    TYPE: ClassVar[str] = "model_loaded"
+    path: str = ""
+    name: str = ""
+    n_ctx: int = 0
+    n_ctx_train: int = 0
+    size_bytes: int = 0
+    chat_template: str = ""   # "model" or "fallback"
+    template_note: str = ""   # why the fallback was used, for the person
+    load_ms: float = 0.0
+
+
+@dataclass
+class ContextTrimmed(Event):
+    """Sent before tokens when old turns had to be left out to fit the context window."""
+    TYPE: ClassVar[str] = "context_trimmed"
+    dropped_messages: int = 0
+    prompt_tokens: int = 0
+    n_ctx: int = 0
+
+
+@dataclass
+class Token(Event):
+    TYPE: ClassVar[str] = "token"
+    text: str = ""
+    index: int = 0  # 0-based position in the reply; lets a receiver check order
+
+
+@dataclass
+class Done(Event):
+    TYPE: ClassVar[str] = "done"
+    text: str = ""
+    finish_reason: str = "stop"  # stop | length
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float = 0.0
+    tokens_per_s: float = 0.0
+    model: str = ""
+
+
+@dataclass
+class Cancelled(Event):
+    TYPE: ClassVar[str] = "cancelled"
+    text: str = ""  # what was generated before the cancel
+    completion_tokens: int = 0
+
+
+@dataclass
+class Failed(Event):
+    TYPE: ClassVar[str] = "failed"
+    kind: str = ErrorKind.INTERNAL
+    message: str = ""
+    environment: bool = False
+
+    @classmethod
+    def from_error(cls, request_id: str, err: EngineError) -> "Failed":
+        return cls(id=request_id, kind=err.kind, message=err.message, environment=err.environment)
+
+
+@dataclass
+class Status(Event):
+    TYPE: ClassVar[str] = "status"
+    state: str = "idle"        # idle | loading | generating
+    model: str = ""
+    model_path: str = ""
+    pid: int = 0
+    rss_bytes: int = 0
+
+
+# ---------------------------------------------------------------------------- codec
+
+def encode(msg: Message) -> bytes:
+    return (json.dumps(msg.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def decode(line: bytes | str) -> Message:
+    """Parse one line into a message; raise ProtocolError for anything else."""
+    if isinstance(line, bytes):
+        if len(line) > MAX_LINE_BYTES:
+            raise ProtocolError(f"line of {len(line)} bytes exceeds the limit")
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ProtocolError(f"not UTF-8: {e}") from None
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ProtocolError(f"not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("a message must be a JSON object")
+    mtype = data.pop("type", None)
+    cls = _REGISTRY.get(mtype) if isinstance(mtype, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown message type {mtype!r}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in known}
+    try:
+        msg = cls(**kwargs)
+    except TypeError as e:
+        raise ProtocolError(f"bad fields for {mtype}: {e}") from None
+    for name, f in known.items():
+        # A wrong JSON type (a string where a number belongs) is rejected here rather than
+        # exploding later deep inside the service.
+        value = getattr(msg, name)
+        expected = _FIELD_TYPES.get(str(f.type))
+        if expected and not isinstance(value, expected):
+            raise ProtocolError(f"field {name!r} of {mtype} must be {f.type}, got {type(value).__name__}")
+    return msg
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+}
+
+
+def versions_compatible(a: str, b: str) -> bool:
+    return a.split(".")[0] == b.split(".")[0]
+
+
+def answer_hello(msg: Message, token: str) -> Welcome:
+    """The parent's check of an engine's first line: right type, right token, same major version."""
+    import hmac
+
+    if not isinstance(msg, Hello):
+        return Welcome(accepted=False, reason=f"expected hello, got {msg.TYPE}")
+    if not hmac.compare_digest(msg.token.encode(), token.encode()):
+        return Welcome(id=msg.id, accepted=False, reason="wrong token")
+    if not versions_compatible(msg.version, PROTOCOL_VERSION):
+        return Welcome(id=msg.id, accepted=False,
+                       reason=f"protocol version {msg.version} does not match {PROTOCOL_VERSION}")
+    return Welcome(id=msg.id)
