@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 SETTINGS_VERSION = 2
 
-DEFAULT_SYSTEM_PROMPT = "You are Lantern, a helpful assistant running privately on this computer. Answer clearly and concisely."
+# Plain on purpose: the 135M default model answers this one correctly and loses the thread
+# with longer ones (measured: a two-sentence persona prompt turned "capital of France" into
+# a description of the persona).
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 DEFAULTS: dict[str, Any] = {
     "version": SETTINGS_VERSION,
