@@ -20,9 +20,13 @@ MAX_ANSWER_SHARE = 0.5
 @dataclass
 class FittedPrompt:
     text: str
-    n_tokens: int
+    tokens: list[int]
     dropped_messages: int
     answer_room: int
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
 
 
 def answer_room(n_ctx: int, max_tokens: int) -> int:
@@ -34,7 +38,7 @@ def fit_messages(
     n_ctx: int,
     max_tokens: int,
     render: Callable[[list[dict]], str],
-    count: Callable[[str], int],
+    tokenize: Callable[[str], list[int]],
 ) -> FittedPrompt:
     if not messages or messages[-1].get("role") != "user" or not str(messages[-1].get("content", "")).strip():
         raise EngineError(ErrorKind.BAD_INPUT, "The conversation must end with a non-empty user message.")
@@ -47,9 +51,10 @@ def fit_messages(
     dropped = 0
     while True:
         text = render(system + history)
-        n = count(text)
+        tokens = tokenize(text)
+        n = len(tokens)
         if n <= budget:
-            return FittedPrompt(text, n, dropped, room)
+            return FittedPrompt(text, tokens, dropped, room)
         if len(history) <= 1:
             raise EngineError(
                 ErrorKind.CONTEXT_OVERFLOW,

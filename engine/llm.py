@@ -24,11 +24,12 @@ from engine.protocol import EngineError, ErrorKind, Sampling
 
 log = logging.getLogger(__name__)
 
-# Prefill runs in chunks with a cancel check between them. The chunk size adapts so that
-# one chunk takes about PREFILL_SLICE_S: on one slow core a 128-token chunk of even a 135M
-# model takes over a second, on a GPU 512 tokens take milliseconds.
+# Prefill is one batched decode, made interruptible by llama.cpp's abort callback, which ggml
+# checks between graph nodes. Where the library lacks it, prefill falls back to chunks sized
+# to take about PREFILL_SLICE_S each, with a cancel check between them.
 PREFILL_SLICE_S = 0.08
 PREFILL_MIN_CHUNK = 8
+PREFILL_FIRST_CHUNK = 32
 PREFILL_MAX_CHUNK = 512
 
 
@@ -167,9 +168,6 @@ class LlamaBackend:
 
     # ------------------------------------------------------------------ generation
 
-    def count_tokens(self, text: str) -> int:
-        return len(self._tokenize(text))
-
     def _tokenize(self, text: str) -> list[int]:
         # The rendered template already contains the BOS text when the model wants it, so
         # special tokens are parsed and no second BOS is added.
@@ -190,11 +188,11 @@ class LlamaBackend:
         t_start = time.perf_counter()
 
         fitted = context.fit_messages(
-            messages, model.n_ctx, sampling.max_tokens, model.formatter.render, self.count_tokens,
+            messages, model.n_ctx, sampling.max_tokens, model.formatter.render, self._tokenize,
         )
         if on_fitted is not None:
             on_fitted(fitted)
-        tokens = self._tokenize(fitted.text)
+        tokens = fitted.tokens
         result = GenerationResult(prompt_tokens=len(tokens), dropped_messages=fitted.dropped_messages)
         self.last_result = result
 
@@ -255,7 +253,7 @@ class LlamaBackend:
                 result.tokens_per_s = (n - 1) / (t_end - t_first)
 
     def _prefill(self, tokens: list[int], cancel: threading.Event) -> None:
-        """Evaluate all but the last prompt token in chunks, reusing the cached prefix.
+        """Evaluate all but the last prompt token, reusing the cached prefix.
 
         ``Llama.generate`` would do this in one uninterruptible call; by leaving exactly one
         token for it, its own prefix match finds the rest cached and evaluates one token.
@@ -273,8 +271,25 @@ class LlamaBackend:
         n_common = min(n_common, target)
         # Llama.eval drops the KV cache beyond n_tokens before evaluating.
         llm.n_tokens = n_common
-        i = n_common
-        chunk = PREFILL_MIN_CHUNK * 2
+        if n_common >= target:
+            return
+        if cancel.is_set():
+            raise GenerationCancelled()
+        with _abort_on(llm, cancel) as interruptible:
+            if interruptible:
+                try:
+                    llm.eval(tokens[n_common:target])
+                except RuntimeError:
+                    if cancel.is_set():
+                        raise GenerationCancelled() from None
+                    raise
+                return
+        self._prefill_in_chunks(tokens, n_common, target, cancel)
+
+    def _prefill_in_chunks(self, tokens: list[int], start: int, target: int, cancel: threading.Event) -> None:
+        llm = self._llm
+        i = start
+        chunk = PREFILL_FIRST_CHUNK
         while i < target:
             if cancel.is_set():
                 raise GenerationCancelled()
@@ -284,6 +299,42 @@ class LlamaBackend:
             rate = (end - i) / max(time.perf_counter() - t0, 1e-6)
             chunk = int(min(PREFILL_MAX_CHUNK, max(PREFILL_MIN_CHUNK, rate * PREFILL_SLICE_S)))
             i = end
+
+
+class _abort_on:
+    """Install llama.cpp's abort callback for the duration of a block.
+
+    Only around prefill: the callback is a call into Python for every graph node, which during
+    decoding would cost a few percent of speed for nothing (decode checks between tokens).
+    """
+
+    def __init__(self, llm, cancel: threading.Event):
+        self._llm = llm
+        self._cancel = cancel
+        self._setter = None
+        self._callback = None
+
+    def __enter__(self) -> bool:
+        try:
+            import ctypes
+
+            from llama_cpp import llama_cpp as lib
+
+            setter = lib._lib.llama_set_abort_callback
+            setter.argtypes = [ctypes.c_void_p, lib.ggml_abort_callback, ctypes.c_void_p]
+            setter.restype = None
+        except (ImportError, AttributeError):
+            return False
+        cancel = self._cancel
+        self._callback = lib.ggml_abort_callback(lambda _data: cancel.is_set())
+        self._null = lib.ggml_abort_callback()
+        self._setter = setter
+        setter(self._llm._ctx.ctx, self._callback, None)
+        return True
+
+    def __exit__(self, *exc) -> None:
+        if self._setter is not None:
+            self._setter(self._llm._ctx.ctx, self._null, None)
 
 
 def _split_stops(text: str, stops: tuple[str, ...]) -> tuple[str, str, bool]:

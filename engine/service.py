@@ -14,7 +14,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from typing import Callable
 
 from engine import protocol as p
@@ -164,12 +163,3 @@ class EngineService:
             tokens_per_s=round(r.tokens_per_s, 2), model=model.name if model else "",
         ))
 
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds pass (a helper for headless callers)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

@@ -9,7 +9,7 @@ def render(msgs):
 
 
 def count(text):
-    return len(text.split())
+    return text.split()
 
 
 def turns(n, words=10):
@@ -22,15 +22,15 @@ def turns(n, words=10):
 
 def test_everything_fits_nothing_dropped():
     msgs = [{"role": "system", "content": "sys"}] + turns(2) + [{"role": "user", "content": "now"}]
-    fitted = fit_messages(msgs, n_ctx=1000, max_tokens=100, render=render, count=count)
+    fitted = fit_messages(msgs, n_ctx=1000, max_tokens=100, render=render, tokenize=count)
     assert fitted.dropped_messages == 0
     assert fitted.text == render(msgs)
-    assert fitted.n_tokens == count(render(msgs))
+    assert fitted.n_tokens == len(count(render(msgs)))
 
 
 def test_oldest_turns_are_dropped_whole_and_counted():
     msgs = [{"role": "system", "content": "sys"}] + turns(5) + [{"role": "user", "content": "now"}]
-    fitted = fit_messages(msgs, n_ctx=100, max_tokens=40, render=render, count=count)
+    fitted = fit_messages(msgs, n_ctx=100, max_tokens=40, render=render, tokenize=count)
     assert fitted.n_tokens <= 100 - 40
     assert fitted.dropped_messages > 0 and fitted.dropped_messages % 2 == 0, "a turn is a user and its reply"
     assert fitted.text.startswith("<system> sys"), "the system prompt is never dropped"
@@ -46,7 +46,7 @@ def test_answer_room_is_capped_at_half_the_window():
 def test_a_message_too_long_for_the_window_is_an_actionable_error():
     msgs = [{"role": "user", "content": "w " * 500}]
     with pytest.raises(EngineError) as e:
-        fit_messages(msgs, n_ctx=256, max_tokens=64, render=render, count=count)
+        fit_messages(msgs, n_ctx=256, max_tokens=64, render=render, tokenize=count)
     assert e.value.kind == "context_overflow"
     assert "Context length" in e.value.message and "256" in e.value.message
 
@@ -54,5 +54,5 @@ def test_a_message_too_long_for_the_window_is_an_actionable_error():
 @pytest.mark.parametrize("msgs", [[], [{"role": "assistant", "content": "x"}], [{"role": "user", "content": "  "}]])
 def test_conversation_must_end_with_a_user_message(msgs):
     with pytest.raises(EngineError) as e:
-        fit_messages(msgs, n_ctx=256, max_tokens=64, render=render, count=count)
+        fit_messages(msgs, n_ctx=256, max_tokens=64, render=render, tokenize=count)
     assert e.value.kind == "bad_input"

@@ -69,7 +69,9 @@ def test_cancel_during_long_prefill_is_prompt(engine):
     final = engine.wait(rid, timeout=10)
     assert isinstance(final, p.Cancelled), final
     assert not engine.tokens(rid), "cancelled before the first token"
-    assert (time.perf_counter() - t0) * 1000 < 300
+    assert (time.perf_counter() - t0) * 1000 < 200
+    # An aborted prefill leaves no half-written state behind: the next answer is normal.
+    assert "Paris" in chat(engine, "What is the capital of France?", temperature=0, max_tokens=32).text
 
 
 def test_old_turns_are_dropped_visibly_when_the_context_is_exceeded():
