@@ -3,7 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.lantern-installed
+LLAMA_STAMP := $(VENV)/.llama-cmake-args
 LLAMA_CMAKE_ARGS := $(shell sh packaging/llama_cmake_args.sh)
+PIP := $(VENV)/bin/python -m pip
 
 .PHONY: run test bench doctor clean-venv
 
@@ -17,15 +19,23 @@ doctor: $(STAMP)
 	$(VENV)/bin/lantern doctor
 
 bench: $(STAMP)
-	$(VENV)/bin/python bench/generation.py
+	$(VENV)/bin/python bench/generation.py --ui
 
 $(STAMP): pyproject.toml constraints.txt packaging/llama_cmake_args.sh
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel
+	$(PIP) install -q --upgrade pip setuptools wheel
 	# torch first and pinned: it comes from the local CPU wheel, never the CUDA build.
-	$(VENV)/bin/python -m pip install -q -c constraints.txt torch==2.13.0
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 $(VENV)/bin/python -m pip install -q \
-		-c constraints.txt -e '.[retrieval,legacy,dev]'
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	# llama-cpp-python is compiled for this machine. When the build flags change (a GPU
+	# appeared, LANTERN_LLAMA_CMAKE_ARGS was set), rebuild without pip's wheel cache, which
+	# does not know about flags and would hand back the old build.
+	@if [ "$$(cat $(LLAMA_STAMP) 2>/dev/null)" != "$(LLAMA_CMAKE_ARGS)" ]; then \
+		echo "Building llama-cpp-python with CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' (5-10 minutes)..."; \
+		if [ -f $(LLAMA_STAMP) ]; then extra="--force-reinstall --no-deps --no-cache-dir"; fi; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 $(PIP) install -q $$extra --no-binary llama-cpp-python \
+			-c constraints.txt llama-cpp-python && echo "$(LLAMA_CMAKE_ARGS)" > $(LLAMA_STAMP); \
+	fi
+	$(PIP) install -q -c constraints.txt -e '.[retrieval,legacy,dev]'
 	touch $(STAMP)
 
 clean-venv:
