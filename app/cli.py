@@ -59,6 +59,7 @@ def run_ask(args, paths: Paths) -> int:
         print(f"lantern ask: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print("\nlantern ask: stopped.", file=sys.stderr)
         return 130
 
     if args.json:

@@ -51,6 +51,9 @@ class EngineProcess:
             self.proc = subprocess.Popen(
                 [self._python, "-m", "engine"], env=env, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=log,
+                # Its own session: Ctrl+C in the terminal reaches only the CLI, which then shuts
+                # the engine down in order instead of both dying mid-write.
+                start_new_session=True,
             )
         finally:
             if log is not subprocess.DEVNULL:
