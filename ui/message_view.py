@@ -1,0 +1,319 @@
+"""One message on screen: a card with the rendered text, its status and its actions.
+
+The text sits in a QTextBrowser that is exactly as tall as its document, so the chat scrolls
+as one page (the browser never shows a scroll bar of its own, and passes wheel events up).
+A streaming reply is re-rendered at most once per event-loop turn: several token batches
+that arrive together cost one render, and only its unfinished tail is rendered again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import (
+    QFrame, QGraphicsOpacityEffect, QHBoxLayout, QLabel, QSizePolicy, QTextBrowser, QToolButton,
+    QVBoxLayout, QWidget,
+)
+
+from app import conversations as conv
+from ui.markdown import COPY_SCHEME, DOCUMENT_CSS, last_block_start, plain_html, render_markdown
+from ui.session import stats_line
+
+log = logging.getLogger(__name__)
+
+LEFT_OUT_LABEL = "not sent: outside the context window"
+INTERRUPTED_LABEL = "Interrupted — the engine stopped"
+STOPPED_LABEL = "Stopped"
+LEFT_OUT_OPACITY = 0.5
+# A streaming reply is shown in segments: finished markdown blocks are rendered once into a
+# segment and left alone, and only the last few KB are re-rendered per batch. Rebuilding a
+# rich-text document costs ~1.5 ms per KB (more with coloured code), so without this a long
+# reply would stall the window more with every token.
+SEGMENT_CHARS = 2000
+
+
+class RichText(QTextBrowser):
+    """Read-only rich text that grows to fit its content instead of scrolling."""
+
+    copy_block_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.setOpenLinks(False)
+        self.setTextInteractionFlags(Qt.TextBrowserInteraction)
+        self.viewport().setAutoFillBackground(False)
+        self.setAutoFillBackground(False)
+        doc = self.document()
+        doc.setDocumentMargin(0)
+        doc.setDefaultStyleSheet(DOCUMENT_CSS)
+        doc.documentLayout().documentSizeChanged.connect(self._fit_height)
+        self.anchorClicked.connect(self._on_anchor)
+        self.natural_width = 0        # >0: prefer this width (a short bubble hugs its text)
+        self.setFixedHeight(24)
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        if self.natural_width:
+            hint.setWidth(self.natural_width)
+        return hint
+
+    def _fit_height(self, *_):
+        h = math.ceil(self.document().size().height()) + 2
+        if h != self.height():
+            self.setFixedHeight(h)
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        self._fit_height()
+
+    def wheelEvent(self, event):
+        event.ignore()  # the chat page scrolls, not the message
+
+    def _on_anchor(self, url: QUrl) -> None:
+        if url.scheme() == COPY_SCHEME:
+            try:
+                self.copy_block_requested.emit(int(url.path()))
+            except ValueError:
+                log.debug("bad copy link %s", url.toString())
+        elif url.scheme() in ("http", "https", "mailto"):
+            QDesktopServices.openUrl(url)
+
+
+def _small_button(text: str, tip: str) -> QToolButton:
+    b = QToolButton()
+    b.setText(text)
+    b.setToolTip(tip)
+    b.setObjectName("cardAction")
+    b.setCursor(Qt.PointingHandCursor)
+    b.setAutoRaise(True)
+    return b
+
+
+class MessageCard(QFrame):
+    """A message bubble (the person's) or card (the assistant's)."""
+
+    regenerate_requested = Signal()
+    edit_requested = Signal(int)      # message id
+
+    def __init__(self, role: str, message_id: int | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.role = role
+        self.message_id = message_id
+        self.request_id = ""
+        self.status = conv.COMPLETE
+        self.meta: dict = {}
+        self.left_out = False
+        self.renders = 0
+        self.last_render_ms = 0.0
+        self._text = ""
+        self._streaming = False
+        self._render_queued = False
+        self.setObjectName("userCard" if role == "user" else "assistantCard")
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(16, 10, 16, 8)
+        outer.setSpacing(4)
+
+        head = QHBoxLayout()
+        head.setSpacing(8)
+        self.role_label = QLabel("You" if role == "user" else "Assistant")
+        self.role_label.setObjectName("roleLabel")
+        self.left_out_label = QLabel(LEFT_OUT_LABEL)
+        self.left_out_label.setObjectName("leftOutLabel")
+        self.left_out_label.hide()
+        head.addWidget(self.role_label)
+        head.addWidget(self.left_out_label)
+        head.addStretch(1)
+        outer.addLayout(head)
+
+        self._segments: list[RichText] = []
+        self._segment_code: list[list[str]] = []
+        self._frozen = 0                 # characters of the text in finished segments
+        self._frozen_text = ""
+        self._body = QVBoxLayout()
+        self._body.setSpacing(0)
+        outer.addLayout(self._body)
+        self.body = self._add_segment()
+
+        foot = QHBoxLayout()
+        foot.setSpacing(6)
+        self.marker = QLabel()
+        self.marker.setObjectName("statusMarker")
+        self.marker.setWordWrap(True)
+        self.marker.hide()
+        self.stats = QLabel()
+        self.stats.setObjectName("statsLabel")
+        self.copy_button = _small_button("Copy", "Copy this message")
+        self.copy_button.clicked.connect(self.copy_text)
+        self.regenerate_button = _small_button("Regenerate", "Write this reply again (Ctrl+Shift+R)")
+        self.regenerate_button.clicked.connect(self.regenerate_requested)
+        self.regenerate_button.hide()
+        self.edit_button = _small_button("Edit", "Edit this message and send it again")
+        self.edit_button.clicked.connect(lambda: self.edit_requested.emit(self.message_id or 0))
+        self.edit_button.hide()
+        foot.addWidget(self.marker, 1 if role == "assistant" else 0)
+        foot.addWidget(self.stats)
+        foot.addStretch(1)
+        foot.addWidget(self.edit_button)
+        foot.addWidget(self.regenerate_button)
+        foot.addWidget(self.copy_button)
+        outer.addLayout(foot)
+
+    # ------------------------------------------------------------------ content
+
+    def text(self) -> str:
+        return self._text
+
+    def set_text(self, text: str, streaming: bool = False) -> None:
+        self._text = text
+        self._streaming = streaming
+        if streaming:
+            # Coalesce: batches arriving in the same event-loop turn cost a single render.
+            if not self._render_queued:
+                self._render_queued = True
+                QTimer.singleShot(0, self, self._render)
+        else:
+            self._render()
+
+    @property
+    def code_blocks(self) -> list[str]:
+        return [code for blocks in self._segment_code for code in blocks]
+
+    def segments(self) -> list[RichText]:
+        return list(self._segments)
+
+    def _add_segment(self) -> RichText:
+        seg = RichText(self)
+        index = len(self._segments)
+        seg.copy_block_requested.connect(lambda i, s=index: self._copy_block(s, i))
+        self._segments.append(seg)
+        self._segment_code.append([])
+        self._body.addWidget(seg)
+        return seg
+
+    def _reset_segments(self) -> None:
+        for seg in self._segments[1:]:
+            seg.hide()
+            self._body.removeWidget(seg)
+            seg.deleteLater()
+        del self._segments[1:]
+        del self._segment_code[1:]
+        self._frozen, self._frozen_text = 0, ""
+
+    def _render_last(self, text: str, streaming: bool) -> None:
+        rendered = render_markdown(text, streaming=streaming)
+        self._segment_code[-1] = rendered.code_blocks
+        self._segments[-1].setHtml(rendered.html)
+
+    def _render_assistant(self) -> None:
+        if not self._text.startswith(self._frozen_text):
+            self._reset_segments()      # the text was replaced, not extended
+        live = self._text[self._frozen:]
+        if self._streaming and len(live) > SEGMENT_CHARS:
+            cut = last_block_start(live)
+            if cut:
+                self._render_last(live[:cut], streaming=False)
+                self._frozen += cut
+                self._frozen_text = self._text[:self._frozen]
+                self._add_segment()
+                live = live[cut:]
+        self._render_last(live, self._streaming)
+
+    def _render(self) -> None:
+        self._render_queued = False
+        start = time.perf_counter()
+        if self.role == "assistant":
+            self._render_assistant()
+        else:
+            self.body.setHtml(plain_html(self._text))
+            fm = self.body.fontMetrics()
+            widest = max((fm.horizontalAdvance(line) for line in self._text.splitlines()), default=0)
+            self.body.natural_width = max(120, widest + 12)
+            self.body.updateGeometry()
+        self.renders += 1
+        self.last_render_ms = (time.perf_counter() - start) * 1000
+
+    def set_status(self, status: str, meta: dict | None = None) -> None:
+        self.status = status
+        self.meta = dict(meta or {})
+        self.setProperty("status", status)
+        marker, tip = "", ""
+        if status == conv.STREAMING:
+            marker = "Generating…"
+        elif status == conv.STOPPED:
+            marker = STOPPED_LABEL
+        elif status == conv.INTERRUPTED:
+            marker = INTERRUPTED_LABEL
+            tip = self.meta.get("error", "")
+        elif status == conv.FAILED:
+            marker = f"Failed: {self.meta.get('error') or 'the engine could not answer'}"
+        self.marker.setText(marker)
+        self.marker.setToolTip(tip)
+        self.marker.setVisible(bool(marker))
+        stats = stats_line(self.meta) if self.role == "assistant" else ""
+        if stats and self.meta.get("finish_reason") == "length":
+            stats += " · reached the max-tokens limit"
+        self.stats.setText(stats)
+        self.stats.setToolTip(self.meta.get("model", ""))
+        self.stats.setVisible(bool(stats))
+        self.copy_button.setVisible(status != conv.STREAMING)
+        # Re-polish so the stylesheet's [status="…"] rules see the new value.
+        for w in (self, self.marker):
+            w.style().unpolish(w)
+            w.style().polish(w)
+
+    def set_left_out(self, left_out: bool) -> None:
+        if left_out == self.left_out:
+            return
+        self.left_out = left_out
+        self.left_out_label.setVisible(left_out)
+        if left_out:
+            effect = QGraphicsOpacityEffect(self)
+            effect.setOpacity(LEFT_OUT_OPACITY)
+            self.setGraphicsEffect(effect)
+        else:
+            self.setGraphicsEffect(None)
+
+    def set_actions(self, regenerate: bool = False, edit: bool = False) -> None:
+        self.regenerate_button.setVisible(regenerate and self.role == "assistant")
+        self.edit_button.setVisible(edit and self.role == "user")
+
+    # ------------------------------------------------------------------ clipboard
+
+    def copy_text(self) -> None:
+        QGuiApplication.clipboard().setText(self._text)
+        self._flash(self.copy_button, "Copied")
+
+    def _copy_block(self, segment: int, index: int) -> None:
+        blocks = self._segment_code[segment] if 0 <= segment < len(self._segment_code) else []
+        if 0 <= index < len(blocks):
+            QGuiApplication.clipboard().setText(blocks[index])
+            self._flash(self.copy_button, "Code copied")
+
+    @staticmethod
+    def _flash(button: QToolButton, text: str) -> None:
+        old = "Copy"
+        button.setText(text)
+        # The button is the timer's context: if the card is gone by then, nothing runs.
+        QTimer.singleShot(1200, button, lambda: button.setText(old))
+
+
+class Notice(QLabel):
+    """An inline note in the chat (context trimmed, model notes); not a message."""
+
+    def __init__(self, text: str, kind: str = "info", parent: QWidget | None = None):
+        super().__init__(text, parent)
+        self.kind = kind
+        self.setObjectName("inlineNotice")
+        self.setProperty("kind", kind)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextSelectableByMouse)
