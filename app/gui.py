@@ -1,0 +1,131 @@
+"""The window's start-up: the Qt application, logging, the theme, and the parts the window needs.
+
+``run_gui(paths)`` is what ``lantern`` runs. ``create_window(paths)`` builds the same window
+without entering the event loop, for tests and benchmark scripts:
+
+    app = create_app()
+    window = create_window(paths)        # starts the engine and loads the model
+    window.show()
+    window.send_prompt("Hello")
+    ...
+    window.close()                       # stops the engine, saves settings
+    window.store.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from importlib import resources
+from pathlib import Path
+
+from PySide6.QtGui import QFont, QFontDatabase
+from PySide6.QtWidgets import QApplication
+
+from app.conversations import ConversationStore
+from app.paths import Paths
+from app.settings import Settings
+from ui.client import EngineClient, engine_python
+from ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+LOG_BYTES = 1_000_000
+LOG_BACKUPS = 3
+FONT_POINTS = 10.5
+# The first installed family wins; the list covers the usual desktops, DejaVu is the fallback.
+FONT_FAMILIES = ("Inter", "Segoe UI", "SF Pro Text", "Cantarell", "Noto Sans", "Ubuntu", "DejaVu Sans")
+
+
+_file_handler: logging.Handler | None = None
+
+
+def configure_logging(paths: Paths, level: int = logging.INFO) -> None:
+    """Log the app to ``paths.app_log`` (rotating). Idempotent; a window on another data dir
+    (tests build many) moves the log there instead of adding a second file."""
+    global _file_handler
+    root = logging.getLogger()
+    target = str(paths.app_log)
+    if _file_handler is not None:
+        if getattr(_file_handler, "baseFilename", None) == target:
+            return
+        root.removeHandler(_file_handler)
+        _file_handler.close()
+        _file_handler = None
+    try:
+        handler = logging.handlers.RotatingFileHandler(target, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS,
+                                                       encoding="utf-8")
+    except OSError as e:
+        log.warning("cannot write the app log %s: %s", target, e)
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    _file_handler = handler
+    if root.level == logging.NOTSET or root.level > level:
+        root.setLevel(level)
+
+
+def load_stylesheet() -> str:
+    try:
+        return resources.files("assets").joinpath("style.qss").read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError, OSError) as e:
+        # An editable install made before assets/ became a package cannot import it; the
+        # file is still next to us in a source checkout.
+        beside = Path(__file__).resolve().parent.parent / "assets" / "style.qss"
+        if beside.is_file():
+            return beside.read_text(encoding="utf-8")
+        log.warning("stylesheet not found (%s); using Qt's default look", e)
+        return ""
+
+
+def apply_theme(app: QApplication) -> None:
+    installed = set(QFontDatabase.families())
+    family = next((f for f in FONT_FAMILIES if f in installed), app.font().family())
+    font = QFont(family)
+    font.setPointSizeF(FONT_POINTS)
+    app.setFont(font)
+    app.setStyleSheet(load_stylesheet())
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    """The QApplication (the existing one if there is one), themed."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv if argv is not None else sys.argv[:1]))
+    app.setApplicationName("Lantern")
+    app.setApplicationDisplayName("Lantern")
+    app.setOrganizationName("Lantern")
+    apply_theme(app)
+    return app
+
+
+def create_window(paths: Paths, *, start_engine: bool = True, settings: Settings | None = None,
+                  store: ConversationStore | None = None, client: EngineClient | None = None) -> MainWindow:
+    """A ready window on ``paths``; any part not given is created the standard way."""
+    create_app()
+    configure_logging(paths)
+    settings = settings or Settings(paths.settings_file)
+    store = store or ConversationStore(paths.conversations_db)
+    client = client or EngineClient(None, engine_log_path=str(paths.engine_log), python=engine_python())
+    return MainWindow(paths, settings, store, client, start_engine=start_engine)
+
+
+def _log_unhandled(exc_type, exc, tb) -> None:
+    # A bug in a slot must not vanish into a terminal nobody sees; it goes to the app log.
+    log.critical("unhandled exception", exc_info=(exc_type, exc, tb))
+    sys.__excepthook__(exc_type, exc, tb)
+
+
+def run_gui(paths: Paths) -> int:
+    app = create_app()
+    configure_logging(paths)
+    sys.excepthook = _log_unhandled
+    log.info("starting the window on %s", paths.data_dir)
+    window = create_window(paths)
+    window.show()
+    code = app.exec()
+    window.shutdown()
+    window.store.close()
+    log.info("window closed (%d)", code)
+    return int(code)
