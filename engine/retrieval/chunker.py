@@ -1,0 +1,87 @@
+"""Chunks: a handful of whole records, so a citation points at a few lines, never half a record.
+
+A chunk ends at a record boundary when it holds MAX_RECORDS records or about MAX_CHARS of
+text, or at a document heading. One record larger than that (a long stack trace) is a chunk
+of its own, whole: cutting it would separate "Caused by" from its exception.
+
+Chunk ids are deterministic: a hash of the stream identity, the line range and the text, so
+re-indexing the same lines gives the same ids and an upsert changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from engine.retrieval.logformat import LEVEL_RANK, Record
+from engine.retrieval.templates import template_of
+
+MAX_RECORDS = 8
+MAX_CHARS = 1200  # about 300 word pieces: tight for citation, enough context for an answer
+
+
+@dataclass
+class Chunk:
+    id: str
+    line_start: int
+    line_end: int
+    text: str
+    page: int | None = None
+    records: list[list] = field(default_factory=list)  # [line_start, line_end, epoch, level]
+    t_min: float | None = None
+    t_max: float | None = None
+    levels: list[str] = field(default_factory=list)
+    embed_texts: list[str] = field(default_factory=list)  # what the embedder sees (templates for logs)
+    heading: str = ""
+
+    @property
+    def max_level_rank(self) -> int:
+        return max((LEVEL_RANK[lv] for lv in self.levels), default=-1)
+
+
+def chunk_id(stream_id: str, line_start: int, line_end: int, text: str, page: int | None = None) -> str:
+    h = hashlib.sha256()
+    for part in (stream_id, str(line_start), str(line_end), str(page or 0), text):
+        h.update(part.encode("utf-8", "replace"))
+        h.update(b"\x00")
+    return h.hexdigest()[:32]
+
+
+def chunk_records(records: list[Record], stream_id: str, *, is_log: bool, page: int | None = None,
+                  max_records: int = MAX_RECORDS, max_chars: int = MAX_CHARS) -> list[Chunk]:
+    groups: list[list[Record]] = []
+    cur: list[Record] = []
+    size = 0
+    for r in records:
+        new_section = not is_log and r.source.get("heading") != (cur[0].source.get("heading") if cur else None)
+        if cur and (len(cur) >= max_records or size + len(r.text) > max_chars or new_section):
+            groups.append(cur)
+            cur, size = [], 0
+        cur.append(r)
+        size += len(r.text) + 1
+    if cur:
+        groups.append(cur)
+    return [_make(g, stream_id, is_log, page) for g in groups]
+
+
+def _make(group: list[Record], stream_id: str, is_log: bool, page: int | None) -> Chunk:
+    text = "\n".join(r.text for r in group)
+    ls, le = group[0].line_start, group[-1].line_end
+    epochs = [r.epoch for r in group if r.epoch is not None]
+    levels = sorted({r.level for r in group if r.level}, key=lambda lv: LEVEL_RANK[lv])
+    heading = group[0].source.get("heading", "") if not is_log else ""
+    if is_log:
+        seen: dict[str, None] = {}
+        for r in group:
+            seen.setdefault(template_of(r.text), None)
+        embed = list(seen)
+    else:
+        header = group[0].source.get("header")
+        body = "\n".join(r.message if header else r.text for r in group)
+        embed = [((heading + "\n") if heading else "") + body]
+    return Chunk(
+        id=chunk_id(stream_id, ls, le, text, page), line_start=ls, line_end=le, text=text, page=page,
+        records=[[r.line_start, r.line_end, r.epoch, r.level] for r in group],
+        t_min=min(epochs) if epochs else None, t_max=max(epochs) if epochs else None,
+        levels=levels, embed_texts=embed, heading=heading,
+    )

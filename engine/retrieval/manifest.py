@@ -1,0 +1,191 @@
+"""The manifest (``data_dir/manifest.sqlite``): the truth about what is indexed.
+
+One row per source file (size, mtime, inode, head hash, offset reached, status and skip
+reason), one row per chunk (path, line range, text, per-record times and levels), the FTS5
+lexical index over the chunks, and the embedding cache by template hash. The vector store
+is a cache that can be rebuilt from this file.
+
+Crash safety: a file's chunks and its source row change in one transaction, with chunks
+marked not yet embedded; the embedding pass marks them after the vector store has them. A
+run killed at any point leaves either the old or the new state of each file, and the next
+run embeds whatever is still marked, with the same deterministic ids (upserts, no duplicates).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.protocol import EngineError, ErrorKind
+from engine.retrieval import lexical
+from engine.retrieval.chunker import Chunk
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS sources (
+    collection TEXT NOT NULL, path TEXT NOT NULL, stream_id TEXT, kind TEXT,
+    size INTEGER, mtime REAL, inode INTEGER, dev INTEGER, head_hash TEXT, head_len INTEGER,
+    offset INTEGER DEFAULT 0, next_line INTEGER DEFAULT 1, encoding TEXT,
+    status TEXT NOT NULL, reason TEXT DEFAULT '', indexed_at REAL,
+    PRIMARY KEY (collection, path));
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, collection TEXT NOT NULL, path TEXT NOT NULL,
+    stream_id TEXT NOT NULL, line_start INTEGER, line_end INTEGER, page INTEGER, text TEXT,
+    records TEXT, t_min REAL, t_max REAL, levels TEXT, max_level INTEGER, embed_texts TEXT,
+    embedded INTEGER DEFAULT 0);
+CREATE INDEX IF NOT EXISTS chunks_path ON chunks(collection, path);
+CREATE INDEX IF NOT EXISTS chunks_pending ON chunks(collection, embedded);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize="{lexical.FTS_TOKENIZE}");
+CREATE TABLE IF NOT EXISTS embed_cache (key TEXT PRIMARY KEY, vector BLOB);
+CREATE TABLE IF NOT EXISTS vector_deletes (collection TEXT, id TEXT, PRIMARY KEY (collection, id));
+"""
+
+
+@dataclass
+class Source:
+    collection: str
+    path: str
+    stream_id: str = ""
+    kind: str = ""
+    size: int = 0
+    mtime: float = 0.0
+    inode: int = 0
+    dev: int = 0
+    head_hash: str = ""
+    head_len: int = 0
+    offset: int = 0
+    next_line: int = 1
+    encoding: str = ""
+    status: str = "ok"
+    reason: str = ""
+    indexed_at: float = 0.0
+
+
+_SOURCE_COLS = [f for f in Source.__dataclass_fields__]
+
+
+class Manifest:
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The engine worker thread owns this connection; the check is relaxed so tests and
+            # the service can open it on one thread and use it on the worker.
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.Error as e:
+            raise EngineError(ErrorKind.INDEX_IO,
+                              f"The index file {self.path} cannot be opened ({e}). Check that the data folder "
+                              f"is writable, or move the file away to rebuild the index.") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------------ transactions
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, exc_type, *_):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    # ------------------------------------------------------------------ sources
+
+    def sources(self, collection: str) -> dict[str, Source]:
+        rows = self.db.execute(f"SELECT {','.join(_SOURCE_COLS)} FROM sources WHERE collection=?", (collection,))
+        return {r[1]: Source(*r) for r in rows}
+
+    def put_source(self, s: Source) -> None:
+        s.indexed_at = time.time()
+        self.db.execute(f"INSERT OR REPLACE INTO sources ({','.join(_SOURCE_COLS)}) VALUES "
+                        f"({','.join('?' * len(_SOURCE_COLS))})", [getattr(s, c) for c in _SOURCE_COLS])
+
+    def move_source(self, s: Source, new_path: str) -> None:
+        """A rotated file: same stream, new name. Its chunks follow it; ids do not change."""
+        self.db.execute("DELETE FROM sources WHERE collection=? AND path=?", (s.collection, new_path))
+        self.db.execute("UPDATE sources SET path=? WHERE collection=? AND path=?", (new_path, s.collection, s.path))
+        self.db.execute("UPDATE chunks SET path=? WHERE collection=? AND stream_id=?",
+                        (new_path, s.collection, s.stream_id))
+        s.path = new_path
+
+    def drop_source(self, collection: str, path: str) -> int:
+        """Forget a file and its chunks; their vectors are queued for deletion."""
+        n = self.drop_chunks(collection, path)
+        self.db.execute("DELETE FROM sources WHERE collection=? AND path=?", (collection, path))
+        return n
+
+    def drop_chunks(self, collection: str, path: str) -> int:
+        rows = self.db.execute("SELECT rowid, id, embedded FROM chunks WHERE collection=? AND path=?",
+                               (collection, path)).fetchall()
+        for rowid, cid, embedded in rows:
+            self.db.execute("DELETE FROM chunks_fts WHERE rowid=?", (rowid,))
+            if embedded:
+                self.db.execute("INSERT OR IGNORE INTO vector_deletes VALUES (?,?)", (collection, cid))
+        self.db.execute("DELETE FROM chunks WHERE collection=? AND path=?", (collection, path))
+        return len(rows)
+
+    # ------------------------------------------------------------------ chunks
+
+    def add_chunks(self, collection: str, path: str, stream_id: str, chunks: list[Chunk]) -> int:
+        """Insert chunks not already present (same id means same lines and text). Returns new ones."""
+        added = 0
+        for c in chunks:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO chunks (id, collection, path, stream_id, line_start, line_end, page, text, "
+                "records, t_min, t_max, levels, max_level, embed_texts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (c.id, collection, path, stream_id, c.line_start, c.line_end, c.page, c.text,
+                 json.dumps(c.records), c.t_min, c.t_max, "," + ",".join(c.levels) + ",", c.max_level_rank,
+                 json.dumps(c.embed_texts)))
+            if cur.rowcount:
+                self.db.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)",
+                                (cur.lastrowid, lexical.index_text(c.text)))
+                added += 1
+        return added
+
+    def pending(self, collection: str, limit: int = 256) -> list[tuple[str, list[str]]]:
+        rows = self.db.execute("SELECT id, embed_texts FROM chunks WHERE collection=? AND embedded=0 LIMIT ?",
+                               (collection, limit)).fetchall()
+        return [(cid, json.loads(t)) for cid, t in rows]
+
+    def mark_embedded(self, ids: list[str]) -> None:
+        self.db.executemany("UPDATE chunks SET embedded=1 WHERE id=?", [(i,) for i in ids])
+
+    def vector_deletes(self, collection: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM vector_deletes WHERE collection=?", (collection,))]
+
+    def clear_vector_deletes(self, collection: str, ids: list[str]) -> None:
+        self.db.executemany("DELETE FROM vector_deletes WHERE collection=? AND id=?", [(collection, i) for i in ids])
+
+    def chunk_count(self, collection: str | None = None) -> int:
+        if collection is None:
+            return self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return self.db.execute("SELECT count(*) FROM chunks WHERE collection=?", (collection,)).fetchone()[0]
+
+    def chunk_ids(self, collection: str, path: str) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM chunks WHERE collection=? AND path=? ORDER BY line_start", (collection, path))]
+
+    # ------------------------------------------------------------------ embedding cache
+
+    def cached_vectors(self, keys: list[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            q = f"SELECT key, vector FROM embed_cache WHERE key IN ({','.join('?' * len(part))})"
+            out.update(self.db.execute(q, part).fetchall())
+        return out
+
+    def cache_vectors(self, items: dict[str, bytes]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO embed_cache VALUES (?, ?)", list(items.items()))
