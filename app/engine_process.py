@@ -18,7 +18,7 @@ from typing import Iterator
 from engine import protocol as p
 from engine.channel import ENV_PORT, ENV_TOKEN, LineChannel
 
-FINAL_EVENTS = (p.Done, p.Cancelled, p.Failed, p.ModelLoaded)
+FINAL_EVENTS = (p.Done, p.Cancelled, p.Failed, p.ModelLoaded, p.IndexDone, p.SearchDone)
 
 
 class EngineUnavailable(RuntimeError):

@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="report versions, CPU features, GPUs and the default model's checksum")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    from app.index_cli import add_parsers
+    add_parsers(sub)
+
     sub.add_parser("gui", help="open the window (the default)")
     return parser
 
@@ -52,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ask":
         from app.cli import run_ask
         return run_ask(args, paths)
+    if args.command in ("index", "search"):
+        from app.index_cli import run_index, run_search
+        return (run_index if args.command == "index" else run_search)(args, paths)
     if args.command == "doctor":
         from app.doctor import collect, render_text
         report = collect()

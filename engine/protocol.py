@@ -198,6 +198,31 @@ class Shutdown(Command):
     TYPE: ClassVar[str] = "shutdown"
 
 
+@dataclass
+class IndexPaths(Command):
+    """Index files and folders into a collection; answered by Progress events and IndexDone."""
+    TYPE: ClassVar[str] = "index_paths"
+    paths: list = field(default_factory=list)
+    collection: str = "default"
+    data_dir: str = ""       # where manifest.sqlite and chroma/ live (the app's data dir)
+    chroma_url: str = ""     # a Chroma server instead of the embedded store
+
+
+@dataclass
+class Search(Command):
+    """Hybrid search; one SearchResult per query, then SearchDone. Times are ISO, epoch or words."""
+    TYPE: ClassVar[str] = "search"
+    queries: list = field(default_factory=list)
+    k: int = 5
+    collection: str = "default"
+    level: str = ""
+    since: str = ""
+    until: str = ""
+    file_glob: str = ""
+    data_dir: str = ""
+    chroma_url: str = ""
+
+
 # ---------------------------------------------------------------------------- events
 
 @dataclass
@@ -268,6 +293,35 @@ class Status(Event):
     model_path: str = ""
     pid: int = 0
     rss_bytes: int = 0
+
+
+@dataclass
+class Progress(Event):
+    TYPE: ClassVar[str] = "progress"
+    phase: str = ""          # scan | read | embed
+    done: int = 0
+    total: int = 0
+    path: str = ""
+
+
+@dataclass
+class IndexDone(Event):
+    TYPE: ClassVar[str] = "index_done"
+    summary: dict = field(default_factory=dict)  # files, chunks, skipped [{path, reason}], seconds ...
+
+
+@dataclass
+class SearchResult(Event):
+    TYPE: ClassVar[str] = "search_result"
+    query: str = ""
+    hits: list = field(default_factory=list)  # [{path, line_start, line_end, page, score, text}]
+
+
+@dataclass
+class SearchDone(Event):
+    TYPE: ClassVar[str] = "search_done"
+    queries: int = 0
+    seconds: float = 0.0
 
 
 # ---------------------------------------------------------------------------- codec

@@ -33,6 +33,7 @@ class EngineService:
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self.state = "idle"
+        self._retrieval = None  # opened by the first IndexPaths/Search
         self.stopped = threading.Event()
         self._worker = threading.Thread(target=self._run, name="engine-worker", daemon=True)
         self._worker.start()
@@ -40,6 +41,8 @@ class EngineService:
         self._handlers: dict[type, Callable[[p.Command], None]] = {
             p.LoadModel: self._queue,
             p.Chat: self._queue,
+            p.IndexPaths: self._queue,
+            p.Search: self._queue,
             p.Cancel: self._on_cancel,
             p.GetStatus: self._on_status,
             p.Shutdown: self._on_shutdown,
@@ -59,6 +62,8 @@ class EngineService:
         self._on_shutdown(p.Shutdown())
         self._worker.join(timeout)
         self.backend.close()
+        if self._retrieval is not None:
+            self._retrieval.close()
 
     # ------------------------------------------------------------------ immediate commands
 
@@ -110,6 +115,8 @@ class EngineService:
                     self._load(cmd)
                 elif isinstance(cmd, p.Chat):
                     self._chat(cmd, cancel)
+                elif isinstance(cmd, (p.IndexPaths, p.Search)):
+                    self._retrieval_work(cmd, cancel)
             except p.EngineError as e:
                 self._emit(p.Failed.from_error(cmd.id, e))
             except Exception as e:  # a bug: report it as data, keep serving
@@ -131,6 +138,15 @@ class EngineService:
             size_bytes=m.size_bytes, chat_template=m.formatter.origin, template_note=m.formatter.note,
             load_ms=round(m.load_ms, 1),
         ))
+
+    def _retrieval_work(self, cmd: p.Command, cancel: threading.Event) -> None:
+        # Imported here: retrieval pulls numpy now and torch/chromadb at first use.
+        from engine.retrieval.session import RetrievalSessions
+
+        if self._retrieval is None:
+            self._retrieval = RetrievalSessions()
+        self.state = "indexing" if isinstance(cmd, p.IndexPaths) else "searching"
+        self._retrieval.handle(cmd, self._emit, cancel)
 
     def _chat(self, cmd: p.Chat, cancel: threading.Event) -> None:
         if cancel.is_set():

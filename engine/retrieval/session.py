@@ -1,0 +1,107 @@
+"""The engine side of IndexPaths and Search: one open index per data dir, kept for the life of
+the engine process so the embedding model and the vector store load once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from engine import protocol as p
+from engine.retrieval import query as query_mod
+from engine.retrieval.embedder import MiniLMEmbedder
+from engine.retrieval.indexer import Indexer
+from engine.retrieval.logformat import LEVELS, normalize_level
+from engine.retrieval.manifest import Manifest
+from engine.retrieval.retriever import Filters, Retriever
+from engine.retrieval.vectorstore import VectorStore
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 0.25  # progress events are for a person's eyes; more would flood the channel
+
+
+class RetrievalIndex:
+    """Manifest, vector store and embedder of one data dir."""
+
+    def __init__(self, data_dir: Path, chroma_url: str = "", embedder=None):
+        self.data_dir = data_dir
+        self.manifest = Manifest(data_dir / "manifest.sqlite")
+        self.store = VectorStore(data_dir / "chroma", url=chroma_url)
+        self.embedder = embedder or MiniLMEmbedder()
+        self.retriever = Retriever(self.manifest, self.store, self.embedder)
+
+    def close(self) -> None:
+        self.manifest.close()
+
+
+class RetrievalSessions:
+    def __init__(self):
+        self._open: dict[tuple[str, str], RetrievalIndex] = {}
+        self._embedder = MiniLMEmbedder()  # shared: one model in memory whatever the data dir
+
+    def index_for(self, data_dir: str, chroma_url: str) -> RetrievalIndex:
+        if not data_dir:
+            raise p.EngineError(p.ErrorKind.BAD_INPUT,
+                                "The request names no data folder; the app must pass its data dir.")
+        key = (str(Path(data_dir).resolve()), chroma_url)
+        if key not in self._open:
+            self._open[key] = RetrievalIndex(Path(key[0]), chroma_url, self._embedder)
+        return self._open[key]
+
+    def close(self) -> None:
+        for idx in self._open.values():
+            idx.close()
+        self._open.clear()
+
+    def handle(self, cmd: p.Command, emit: Callable[[p.Event], None], cancel: threading.Event) -> None:
+        idx = self.index_for(cmd.data_dir, cmd.chroma_url)
+        if isinstance(cmd, p.IndexPaths):
+            self._index(idx, cmd, emit, cancel)
+        else:
+            self._search(idx, cmd, emit)
+
+    def _index(self, idx: RetrievalIndex, cmd: p.IndexPaths, emit, cancel: threading.Event) -> None:
+        if not cmd.paths:
+            raise p.EngineError(p.ErrorKind.BAD_INPUT, "Nothing to index: pass at least one file or folder.")
+        last = [0.0]
+
+        def progress(phase: str, done: int, total: int, path: str) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY_S or done == total:
+                last[0] = now
+                emit(p.Progress(id=cmd.id, phase=phase, done=done, total=total, path=path))
+
+        indexer = Indexer(idx.manifest, idx.store, idx.embedder, progress, cancel.is_set)
+        report = indexer.index([str(x) for x in cmd.paths], cmd.collection or "default")
+        if cancel.is_set():
+            emit(p.Cancelled(id=cmd.id))
+            return
+        summary = asdict(report)
+        summary["chunks"] = idx.manifest.chunk_count(cmd.collection or "default")
+        summary["collection"] = cmd.collection or "default"
+        emit(p.IndexDone(id=cmd.id, summary=summary))
+
+    def _search(self, idx: RetrievalIndex, cmd: p.Search, emit) -> None:
+        t0 = time.perf_counter()
+        level = ""
+        if cmd.level:
+            level = normalize_level(cmd.level) or ""
+            if not level:
+                raise p.EngineError(p.ErrorKind.BAD_INPUT,
+                                    f"Unknown level '{cmd.level}'; use one of {', '.join(LEVELS).lower()}.")
+        try:
+            since = query_mod.parse_bound(cmd.since) if cmd.since else None
+            until = query_mod.parse_bound(cmd.until) if cmd.until else None
+        except ValueError as e:
+            raise p.EngineError(p.ErrorKind.BAD_INPUT, f"--since/--until: {e}") from None
+        if not 1 <= cmd.k <= 1000:
+            raise p.EngineError(p.ErrorKind.BAD_INPUT, "k (the number of hits) must be between 1 and 1000.")
+        filters = Filters(cmd.collection or "default", cmd.file_glob, since, until, level)
+        for q in cmd.queries:
+            hits = idx.retriever.search(str(q), cmd.k, filters)
+            emit(p.SearchResult(id=cmd.id, query=str(q), hits=[h.to_dict() for h in hits]))
+        emit(p.SearchDone(id=cmd.id, queries=len(cmd.queries), seconds=round(time.perf_counter() - t0, 3)))
