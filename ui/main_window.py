@@ -366,6 +366,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_loaded(self, info: dict) -> None:
         self.status.show_model(info)
+        self.status.sample_memory()     # the engine just grew by the model; show it now
         self.banners.dismiss("model")
         if info.get("template_note"):
             self.banners.show_banner("template", "info", f"Note about {info.get('name') or 'this model'}",
