@@ -29,6 +29,11 @@ was we were what when where which who why will with you your show find list give
 about happened happen did there lines line log logs""".split())
 
 
+def _clean(run: str) -> str:
+    # A leading slash is part of an absolute path; other edge punctuation is sentence noise.
+    return run.rstrip(_EDGE).lstrip(_EDGE.replace("/", ""))
+
+
 def _encode(token: str) -> str:
     return "".join("_" + _SEP_NAMES[c] if c in _SEP_NAMES else c for c in token)
 
@@ -37,7 +42,7 @@ def tokens(text: str) -> list[str]:
     """Raw tokens of ``text``: identifiers whole, plus the word parts of compound names."""
     out: list[str] = []
     for run in _RUN.findall(text.lower()):
-        tok = run.strip(_EDGE)
+        tok = _clean(run)
         if not tok:
             continue
         out.append(tok)
@@ -63,7 +68,7 @@ def match_query(text: str, *, drop_stopwords: bool = True) -> str | None:
     Compound identifiers count whole only, so an IP never matches on its octets."""
     seen: dict[str, None] = {}
     for run in _RUN.findall(text.lower()):
-        tok = run.strip(_EDGE)
+        tok = _clean(run)
         if not tok or (drop_stopwords and tok in STOPWORDS):
             continue
         seen.setdefault(_encode(tok), None)
@@ -74,4 +79,4 @@ def match_query(text: str, *, drop_stopwords: bool = True) -> str | None:
 
 def query_terms(text: str) -> list[str]:
     """Query tokens in raw form, for picking the best record inside a chunk."""
-    return [t for t in (r.strip(_EDGE) for r in _RUN.findall(text.lower())) if t and t not in STOPWORDS]
+    return [t for t in (_clean(r) for r in _RUN.findall(text.lower())) if t and t not in STOPWORDS]

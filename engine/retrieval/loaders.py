@@ -95,7 +95,10 @@ def read_bytes(path: str, offset: int = 0, limit: int = MAX_READ_BYTES) -> bytes
                 # gzip streams cannot seek cheaply; reading and dropping is what seek does anyway.
                 if offset:
                     f.seek(offset)
-                return f.read(limit)
+                data = f.read(limit)
+                if len(data) < limit:
+                    f.read(1)  # gzip only notices a cut-off stream when asked to read past it
+                return data
         # O_NONBLOCK: if a FIFO replaced the file between stat() and here, open() must not hang.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as f:

@@ -132,8 +132,11 @@ def _iso_parse(m, ctx):
     rest = g.get("rest") or ""
     lv = _LEVEL_RE.search(rest[:60])
     source = {}
-    lg = re.match(r"\s*(?:\[[^\]]*\]\s*)?(?:[A-Za-z]+\s+)?(?:\[[^\]]*\]\s*)?([\w$]+(?:\.[\w$]+)+|[\w-]+(?=:|\s-\s))", rest)
-    if lg and not normalize_level(lg.group(1)):
+    py = re.match(r"\s*-\s*([\w.]+)\s+-\s+\w+\s+-", rest)  # Python's "%(asctime)s - %(name)s - %(levelname)s -"
+    if py:
+        source["logger"] = py.group(1)
+    lg = None if py else re.match(r"\s*(?:\[[^\]]*\]\s*)?(?:[A-Za-z]+\s+)?(?:\[[^\]]*\]\s*)?([\w$]+(?:\.[\w$]+)+|[\w-]+(?=:|\s-\s))", rest)
+    if lg is not None and not normalize_level(lg.group(1)):
         source["logger"] = lg.group(1)
     return {"t": t, "level": normalize_level(lv.group(1)) if lv else None, "source": source, "message": rest}
 
