@@ -66,7 +66,7 @@ class EngineClient(QObject):
         self._stopping = False
         self._pending: list[p.Command] = []     # sent before the engine was ready
         self._in_flight: dict[str, p.Command] = {}
-        self._last_load: p.LoadModel | None = None
+        self._last_good_load: p.LoadModel | None = None  # what a restarted engine reloads
         self._stderr = collections.deque(maxlen=STDERR_LINES_KEPT)
         self._stderr_partial = b""
         self._crash_times: collections.deque = collections.deque()
@@ -150,8 +150,6 @@ class EngineClient(QObject):
     def _send(self, cmd: p.Command, track: bool = True) -> str:
         if track:
             self._in_flight[cmd.id] = cmd
-        if isinstance(cmd, p.LoadModel):
-            self._last_load = cmd
         if self._ready:
             self._write(cmd)
         else:
@@ -239,6 +237,11 @@ class EngineClient(QObject):
         if isinstance(msg, p.ContextTrimmed):
             self.context_trimmed.emit(rid, msg.dropped_messages, msg.prompt_tokens, msg.n_ctx)
         elif isinstance(msg, p.ModelLoaded):
+            cmd = self._in_flight.get(rid)
+            if isinstance(cmd, p.LoadModel):
+                # Only a load that worked is worth repeating after a crash; a refused file
+                # would leave the restarted engine with no model at all.
+                self._last_good_load = cmd
             self._finish(rid)
             self.model_loaded.emit(_fields(msg))
         elif isinstance(msg, p.Done):
@@ -333,11 +336,11 @@ class EngineClient(QObject):
             self.engine_gave_up.emit(tail)
             return
         # Restart, and bring back the model that was loaded.
-        if self._last_load is not None:
-            again = p.LoadModel(path=self._last_load.path, n_ctx=self._last_load.n_ctx,
-                                n_gpu_layers=self._last_load.n_gpu_layers, n_threads=self._last_load.n_threads)
+        good = self._last_good_load
+        if good is not None:
+            again = p.LoadModel(path=good.path, n_ctx=good.n_ctx, n_gpu_layers=good.n_gpu_layers,
+                                n_threads=good.n_threads)
             self._in_flight[again.id] = again
-            self._last_load = again
             self._pending.append(again)
         QTimer.singleShot(200, self.start)
 

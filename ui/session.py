@@ -257,11 +257,6 @@ class ChatSession(QObject):
                 self.model_failed.emit(path, message)
             return
         if rid not in self._pending:
-            if kind in ("unsupported_format", "model_not_found") and self.model.get("path"):
-                # A load we did not ask for failed: the client re-sent the last load after an
-                # engine restart, and that was a bad file. Bring back the model that worked.
-                log.warning("a reload after restart failed (%s); loading %s again", message, self.model["path"])
-                self.load_model(self.model["path"], self.model.get("n_ctx"), remember=False)
             return
         status = conv.INTERRUPTED if kind == "interrupted" else conv.FAILED
         self._end(rid, status, None, {"error": message, "error_kind": kind})

@@ -111,3 +111,15 @@ def test_engine_with_wrong_version_or_token_is_refused(qtbot, tmp_path, version,
     c.stop()
     assert not started
     assert reason in crashed.args[0]
+
+
+def test_restart_after_a_refused_model_reloads_the_last_good_one(qtbot, client, tmp_path):
+    bogus = tmp_path / "broken.gguf"
+    bogus.write_bytes(b"GGUF" + b"\x00" * 10)
+    with qtbot.waitSignal(client.request_failed, timeout=30_000):
+        client.load_model(str(bogus), n_ctx=2048)
+    loaded = []
+    client.model_loaded.connect(loaded.append)
+    with qtbot.waitSignal(client.model_loaded, timeout=60_000):
+        os.kill(client.pid, signal.SIGKILL)
+    assert loaded[0]["path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
