@@ -81,7 +81,9 @@ def default_threads() -> int:
 
 
 def _model_name(meta: dict, path: Path) -> str:
-    return meta.get("general.name") or path.stem
+    # The file name is what the person chose and recognises; general.name is often an
+    # internal training-run label ("Smollm2 135M 8k Lc100K Mix1 Ep2").
+    return path.stem or meta.get("general.name", "model")
 
 
 class LlamaBackend:
