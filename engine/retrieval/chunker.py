@@ -27,7 +27,8 @@ class Chunk:
     line_end: int
     text: str
     page: int | None = None
-    records: list[list] = field(default_factory=list)  # [line_start, line_end, epoch, level]
+    # [line_start, line_end, epoch, level, char_start, char_end]: the record's place in ``text``
+    records: list[list] = field(default_factory=list)
     t_min: float | None = None
     t_max: float | None = None
     levels: list[str] = field(default_factory=list)
@@ -66,6 +67,10 @@ def chunk_records(records: list[Record], stream_id: str, *, is_log: bool, page: 
 
 def _make(group: list[Record], stream_id: str, is_log: bool, page: int | None) -> Chunk:
     text = "\n".join(r.text for r in group)
+    spans, pos = [], 0
+    for r in group:
+        spans.append((pos, pos + len(r.text)))
+        pos += len(r.text) + 1
     ls, le = group[0].line_start, group[-1].line_end
     epochs = [r.epoch for r in group if r.epoch is not None]
     levels = sorted({r.level for r in group if r.level}, key=lambda lv: LEVEL_RANK[lv])
@@ -81,7 +86,7 @@ def _make(group: list[Record], stream_id: str, is_log: bool, page: int | None) -
         embed = [((heading + "\n") if heading else "") + body]
     return Chunk(
         id=chunk_id(stream_id, ls, le, text, page), line_start=ls, line_end=le, text=text, page=page,
-        records=[[r.line_start, r.line_end, r.epoch, r.level] for r in group],
+        records=[[r.line_start, r.line_end, r.epoch, r.level, a, b] for r, (a, b) in zip(group, spans)],
         t_min=min(epochs) if epochs else None, t_max=max(epochs) if epochs else None,
         levels=levels, embed_texts=embed, heading=heading,
     )

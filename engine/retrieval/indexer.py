@@ -134,8 +134,11 @@ class Indexer:
             with self.manifest:
                 if cand is None:
                     report.chunks_removed += self.manifest.drop_source(collection, src.path)
-                    report.deleted += 1
-                    log.info("%s is gone; its chunks left the index", src.path)
+                    if src.path in seen:
+                        report.redone += 1  # replaced by other content: indexed below as new
+                    else:
+                        report.deleted += 1
+                        log.info("%s is gone; its chunks left the index", src.path)
                     continue
                 log.info("%s was rotated to %s", src.path, cand.path)
                 self.manifest.drop_chunks(collection, cand.path)
@@ -155,6 +158,8 @@ class Indexer:
             except loaders.SkipFile as e:
                 self._skip(collection, path, e.reason, report, known)
 
+        skipped = {s["path"] for s in report.skipped}
+        report.files = sum(1 for p in seen if p not in skipped)
         self._flush_deletes(collection)
         self.embed_pending(collection, report)
         report.seconds = round(time.perf_counter() - t0, 3)

@@ -172,12 +172,11 @@ class Retriever:
 
     def _narrow(self, row: dict, score: float, terms: list[str], f: Filters, boost: str | None,
                 qvec: np.ndarray | None) -> Hit:
-        lines = row["text"].split("\n")
-        records = row["records"] or [[row["line_start"], row["line_end"], None, None]]
+        records = row["records"] or [[row["line_start"], row["line_end"], None, None, 0, len(row["text"])]]
         best, best_key = None, None
-        texts = []
-        for ls, le, epoch, level in records:
-            text = "\n".join(lines[ls - row["line_start"]:le - row["line_start"] + 1])
+        texts, eligible = [], []
+        for ls, le, epoch, level, a, b in records:
+            text = row["text"][a:b]
             texts.append(text)
             in_time = epoch is None or ((f.since is None or epoch >= f.since) and (f.until is None or epoch < f.until))
             if epoch is None and (f.since is not None or f.until is not None):
@@ -188,11 +187,14 @@ class Retriever:
             overlap = sum(1 for t in terms if t in tokens)
             boosted = bool(boost) and lv >= LEVEL_RANK[boost]
             key = (in_time and level_ok, overlap, boosted)
+            eligible.append(in_time and level_ok)
             if best_key is None or key > best_key:
                 best, best_key = (ls, le, text), key
         if best_key is not None and best_key[1] == 0 and qvec is not None and len(records) > 1:
             sims = self._similarities(texts, qvec)
             if sims is not None:
+                if any(eligible):
+                    sims = np.where(eligible, sims, -np.inf)
                 i = int(np.argmax(sims))
                 best = (records[i][0], records[i][1], texts[i])
         ls, le, text = best

@@ -41,9 +41,9 @@ def test_chunks_end_on_record_boundaries_and_ids_are_stable():
     bounds = {(r.line_start, r.line_end) for r in recs}
     for c in chunks:
         assert len(c.records) <= 8
-        assert all((a, b) in bounds for a, b, _, _ in c.records)
-    assert any(c.line_start == 3 and (3, 9) in {(a, b) for a, b, _, _ in c.records} for c in chunks) or \
-        any((3, 9) == (a, b) for c in chunks for a, b, _, _ in c.records)
+        assert all((a, b) in bounds for a, b, *_ in c.records)
+    assert any(c.line_start == 3 and (3, 9) in {(a, b) for a, b, *_ in c.records} for c in chunks) or \
+        any((3, 9) == (a, b) for c in chunks for a, b, *_ in c.records)
     again = chunk_records(recs, "s1", is_log=True)
     assert [c.id for c in chunks] == [c.id for c in again]
     # 40 access lines share one template: the embedder would see it once per chunk, not per line

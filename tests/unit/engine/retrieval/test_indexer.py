@@ -1,0 +1,150 @@
+"""Indexing with the real embedder, chromadb and FTS5: only what changed is redone."""
+
+import gzip
+import os
+
+import pytest
+
+from engine.protocol import EngineError
+from retrieval_corpus import JAVA, PYTHON, SYSLOG, access_lines
+
+
+@pytest.fixture
+def logs(tmp_path):
+    d = tmp_path / "logs"
+    d.mkdir()
+    (d / "app.log").write_text(JAVA)
+    (d / "sync.log").write_text(PYTHON)
+    (d / "auth.log").write_text(SYSLOG)
+    (d / "notes.md").write_text("# Runbook\n\nIf the orders table vanished, run the schema migration.\n")
+    return d
+
+
+def test_reindex_is_idempotent(index, logs):
+    first = index.index(logs)
+    assert first.files == 4 and first.chunks_added > 0 and not first.skipped
+    chunks = index.chunks()
+    assert all(c[4] == 1 for c in chunks) and index.vector_count() == len(chunks)
+    again = index.index(logs)
+    assert again.unchanged == 4 and again.chunks_added == 0 and again.bytes_read == 0 and again.embedded == 0
+    assert index.chunks() == chunks and index.vector_count() == len(chunks)
+
+
+def test_identifier_search_returns_exactly_the_record(index, logs):
+    index.index(logs)
+    app = str(logs / "app.log")
+    for q, where in [("ORA-00942", (app, 3, 9)), ("10.0.0.8", (app, 2, 2)),
+                     ("7f3c2a1e-1111-4222-8333-944445555666", (app, 3, 9)),
+                     ("203.0.113.9", (str(logs / "auth.log"), 2, 2)), ("E1234", (str(logs / "sync.log"), 7, 7))]:
+        hits = index.search(q, k=3)
+        assert (hits[0].path, hits[0].line_start, hits[0].line_end) == where, (q, hits[0])
+    # the octets of one IP do not find another IP's line
+    assert all("10.0.0.8" in h.text or h.line_start != 1 for h in index.search("10.0.0.8", k=5)[:1])
+
+
+def test_dense_search_finds_meaning(index, logs):
+    index.index(logs)
+    hit = index.search("database table is missing", k=3)[0]
+    assert hit.path.endswith(("app.log", "notes.md"))
+    hit = index.search("someone tried to log in with a wrong password", k=3)[0]
+    assert (hit.path, hit.line_start) == (str(logs / "auth.log"), 2)
+
+
+def test_time_and_level_filters(index, logs):
+    index.index(logs)
+    hits = index.search("what happened on June 21 at 16:47:48", k=3)
+    assert (hits[0].path, hits[0].line_start, hits[0].line_end) == (str(logs / "app.log"), 3, 9)
+    from datetime import datetime
+    since = datetime(2024, 6, 21, 10, 0).timestamp()
+    until = datetime(2024, 6, 21, 10, 5).timestamp()
+    hits = index.search("sync", k=10, since=since, until=until)
+    assert hits and all(h.path.endswith("sync.log") and h.line_start < 8 for h in hits)
+    errors = index.search("sync", k=10, level="ERROR")
+    assert errors and all(" ERROR " in h.text for h in errors)
+    assert (errors[0].path, errors[0].line_start, errors[0].line_end) == (str(logs / "sync.log"), 2, 6)
+    assert index.search("sync", k=10, file_glob="auth*") == [] or all(
+        h.path.endswith("auth.log") for h in index.search("sync", k=10, file_glob="auth*"))
+
+
+def test_append_is_read_from_the_offset(index, logs):
+    index.index(logs)
+    before = len(index.chunks())
+    extra = "2024-06-21 16:48:00,000 ERROR [main] com.acme.Web - payment gateway timeout gw-42.pay.example\n"
+    with open(logs / "app.log", "a") as f:
+        f.write(extra)
+    r = index.index(logs)
+    assert r.appended == 1 and r.unchanged == 3 and r.bytes_read == len(extra.encode())
+    assert len(index.chunks()) == before + 1
+    hit = index.search("gw-42.pay.example", k=1)[0]
+    assert (hit.path, hit.line_start, hit.line_end) == (str(logs / "app.log"), 12, 12)
+
+
+def test_rotation_is_the_same_stream(index, logs):
+    index.index(logs)
+    app = logs / "app.log"
+    ids = {c[0] for c in index.chunks() if c[1] == str(app)}
+    os.rename(app, logs / "app.log.1")
+    app.write_text("2024-06-22 08:00:00,000 INFO  [main] com.acme.Web - started fresh after rotation\n")
+    r = index.index(logs)
+    assert r.rotated == 1 and r.deleted == 0
+    moved = {c[0] for c in index.chunks() if c[1] == str(logs / "app.log.1")}
+    assert moved == ids  # same ids, same vectors: nothing re-embedded
+    assert index.search("ORA-00942", k=1)[0].path == str(logs / "app.log.1")
+    assert index.search("started fresh after rotation", k=1)[0].path == str(app)
+    # then compressed: app.log.1 -> app.log.2.gz
+    with gzip.open(logs / "app.log.2.gz", "wb") as z:
+        z.write((logs / "app.log.1").read_bytes())
+    os.unlink(logs / "app.log.1")
+    r = index.index(logs)
+    assert r.rotated == 1 and r.chunks_added == 0
+    assert index.search("ORA-00942", k=1)[0].path == str(logs / "app.log.2.gz")
+    assert index.vector_count() == len(index.chunks())
+
+
+def test_deleted_file_leaves_the_index_and_changed_document_is_redone(index, logs):
+    index.index(logs)
+    os.unlink(logs / "auth.log")
+    notes = logs / "notes.md"
+    notes.write_text("# Runbook\n\nRestart the frobnicator when the queue stalls.\n")
+    r = index.index(logs)
+    assert r.deleted == 1 and r.redone == 1 and r.unchanged == 2
+    assert not [c for c in index.chunks() if c[1].endswith("auth.log")]
+    assert index.search("203.0.113.9", k=3) == [] or all(
+        not h.path.endswith("auth.log") for h in index.search("203.0.113.9", k=3))
+    assert index.search("frobnicator", k=1)[0].path == str(notes)
+    assert index.vector_count() == len(index.chunks())
+
+
+def test_bad_files_are_skipped_and_the_run_goes_on(index, logs):
+    (logs / "blob.bin").write_bytes(bytes(range(256)) * 10)
+    whole = gzip.compress(b"".join(b"line %d\n" % i for i in range(20000)))
+    (logs / "old.log.3.gz").write_bytes(whole[:len(whole) // 2])
+    (logs / "huge.txt").write_bytes(b"z" * (2 << 20) + b"\n")
+    os.mkfifo(logs / "pipe")
+    os.symlink(logs / "loop", logs / "loop")
+    r = index.index(logs)
+    reasons = {os.path.basename(s["path"]): s["reason"] for s in r.skipped}
+    assert set(reasons) == {"blob.bin", "old.log.3.gz", "huge.txt", "pipe", "loop"}
+    assert "binary" in reasons["blob.bin"] and "truncated" in reasons["old.log.3.gz"]
+    assert "FIFO" in reasons["pipe"] and "loop" in reasons["loop"] and "KiB" in reasons["huge.txt"]
+    assert r.files == 4 and index.search("ORA-00942", k=1)  # the good files are in
+
+
+def test_templates_are_embedded_once(index, tmp_path):
+    d = tmp_path / "web"
+    d.mkdir()
+    (d / "access.log").write_text(access_lines(400))
+    r = index.index(d)
+    assert r.chunks_added == 50 and r.templates_embedded <= 4
+    hit = index.search("10.1.1.3", k=1)[0]
+    assert "10.1.1.3 " in hit.text and hit.line_start == hit.line_end == 253
+
+
+def test_collection_refuses_another_embedder(index, logs, tmp_path):
+    index.index(logs)
+
+    class Other:
+        config = {"name": "other-model", "dim": 8, "normalize": True}
+
+    with pytest.raises(EngineError, match="built with the embedder"):
+        index.store.collection.__func__(type(index.store)(tmp_path / "data" / "chroma"), "default", Other.config)
