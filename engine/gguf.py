@@ -151,6 +151,7 @@ class ModelInfo:
     layer_bytes: list[int] = field(default_factory=list)   # weights of blk.N, index N
     other_bytes: int = 0                                   # embeddings, output, norms
     output_bytes: int = 0          # the output projection (token_embd when tied)
+    tied_embeddings: bool = False  # no output.weight: the output reuses token_embd
     n_tensors: int = 0
     n_kv: int = 0
 
@@ -474,7 +475,7 @@ def summarize(g: GGUFFile) -> ModelInfo:
         has_chat_template=isinstance(meta.get("tokenizer.chat_template"), str)
         and bool(meta["tokenizer.chat_template"].strip()),
         tensor_bytes=sum(t.n_bytes for t in g.tensors), layer_bytes=layer_bytes, other_bytes=other,
-        output_bytes=out.n_bytes if out else 0, n_tensors=len(g.tensors), n_kv=len(meta),
+        output_bytes=out.n_bytes if out else 0, tied_embeddings="output.weight" not in tensors, n_tensors=len(g.tensors), n_kv=len(meta),
     )
 
 

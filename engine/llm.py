@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from engine import chat_template, context
+from engine import chat_template, context, gguf
 from engine.models import inspect_header
+from engine.planner import smaller_load
 from engine.protocol import EngineError, ErrorKind, Sampling
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class LoadedModel:
     size_bytes: int
     formatter: chat_template.ChatFormatter
     load_ms: float
+    load_note: str = ""
+    n_gpu_layers: int = 0
 
 
 @dataclass
@@ -80,6 +83,19 @@ def default_threads() -> int:
     return max(1, n - 1) if n <= 4 else n
 
 
+def _looks_like_oom(e: BaseException, n_gpu_layers: int) -> bool:
+    """Whether a failed load was (probably) memory. llama-cpp-python turns every native
+    failure into a ValueError with a fixed sentence, so this reads the sentence: a context
+    that could not be created is its KV cache or compute buffer not fitting; a model that
+    could not be loaded after our metadata check passed is, with GPU layers, VRAM."""
+    if isinstance(e, MemoryError):
+        return True
+    text = str(e).lower()
+    if "llama_context" in text or "alloc" in text or "out of memory" in text:
+        return True
+    return n_gpu_layers != 0 and "failed to load model" in text
+
+
 def _model_name(meta: dict, path: Path) -> str:
     # The file name is what the person chose and recognises; general.name is often an
     # internal training-run label ("Smollm2 135M 8k Lc100K Mix1 Ep2").
@@ -96,31 +112,52 @@ class LlamaBackend:
     def load(self, path: str | os.PathLike, n_ctx: int = 4096, n_gpu_layers: int = 0, n_threads: int = 0) -> LoadedModel:
         """Load ``path``; on any failure the previously loaded model stays in place."""
         header = inspect_header(path)
+        # The full metadata check: a hostile or damaged file is refused here, in Python,
+        # instead of by an abort inside llama.cpp.
+        info = gguf.inspect(header.path)
         if n_ctx < 256:
             raise EngineError(ErrorKind.BAD_INPUT, f"Context length {n_ctx} is too small; use at least 256 tokens.")
+        if 0 < info.context_length < n_ctx:
+            # Past its training context a model produces garbage; cap it before allocating.
+            n_ctx = info.context_length
         import llama_cpp  # heavy native import, only in the engine process and only now
 
         threads = n_threads or default_threads()
         t0 = time.perf_counter()
-        def open_model(ctx: int):
+        def open_model(ctx: int, layers: int):
             return llama_cpp.Llama(
                 model_path=str(header.path),
                 n_ctx=ctx,
-                n_gpu_layers=n_gpu_layers,
+                n_gpu_layers=layers,
                 n_threads=threads,
                 n_threads_batch=threads,
                 n_batch=512,
                 verbose=False,
             )
 
+        load_note = ""
+        retried = False
         try:
-            llm = open_model(n_ctx)
+            try:
+                llm = open_model(n_ctx, n_gpu_layers)
+            except (MemoryError, ValueError, RuntimeError) as e:
+                smaller = smaller_load(info.n_layers, n_ctx, n_gpu_layers) if _looks_like_oom(e, n_gpu_layers) else None
+                if smaller is None:
+                    raise
+                # One retry with less, as Ollama does: most such failures are the KV cache or
+                # the GPU's share not fitting, and a smaller load is better than none.
+                log.warning("load of %s failed (%s); retrying with n_ctx=%d, n_gpu_layers=%d",
+                            header.path, e, *smaller)
+                retried = True
+                llm = open_model(*smaller)
+                load_note = ("Not enough memory for the chosen settings; loaded with "
+                             + (f"{smaller[1]} GPU layers instead of {n_gpu_layers}" if smaller[1] != n_gpu_layers
+                                else f"a {smaller[0]}-token context instead of {n_ctx}") + ".")
+                n_ctx, n_gpu_layers = smaller
             n_ctx_train = llm._model.n_ctx_train()
             if 0 < n_ctx_train < n_ctx:
-                # Past its training context a model produces garbage; cap it (rarely taken:
-                # only when the person asks for more than the model supports).
                 llm.close()
-                llm = open_model(n_ctx_train)
+                llm = open_model(n_ctx_train, n_gpu_layers)
             meta = dict(llm.metadata)
         except MemoryError:
             raise EngineError(
@@ -129,6 +166,14 @@ class LlamaBackend:
                 "Lower the context length or choose a smaller model.",
             ) from None
         except (ValueError, RuntimeError, OSError) as e:
+            if _looks_like_oom(e, n_gpu_layers):
+                raise EngineError(
+                    ErrorKind.OUT_OF_MEMORY,
+                    f"Not enough memory to load '{header.path.name}' with a {n_ctx}-token context and "
+                    f"{n_gpu_layers} GPU layers{', even after a retry with less' if retried else ''} ({e}). "
+                    "Lower the context length, "
+                    "use fewer GPU layers, or choose a smaller model.",
+                ) from None
             raise EngineError(
                 ErrorKind.UNSUPPORTED_FORMAT,
                 f"llama.cpp could not load '{header.path.name}': {e}. The file may be damaged or use an "
@@ -152,6 +197,8 @@ class LlamaBackend:
             size_bytes=header.size,
             formatter=formatter,
             load_ms=load_ms,
+            load_note=load_note,
+            n_gpu_layers=n_gpu_layers,
         )
         log.info("loaded %s (n_ctx=%d, threads=%d) in %.0f ms", header.path, llm.n_ctx(), threads, load_ms)
         return self.model

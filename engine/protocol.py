@@ -236,6 +236,8 @@ class ModelLoaded(Event):
     chat_template: str = ""   # "model" or "fallback"
     template_note: str = ""   # why the fallback was used, for the person
     load_ms: float = 0.0
+    load_note: str = ""       # set when the load had to retry with less (context or GPU layers)
+    n_gpu_layers: int = 0     # what the load ended up with
 
 
 @dataclass

@@ -136,7 +136,7 @@ class EngineService:
         self._emit(p.ModelLoaded(
             id=cmd.id, path=str(m.path), name=m.name, n_ctx=m.n_ctx, n_ctx_train=m.n_ctx_train,
             size_bytes=m.size_bytes, chat_template=m.formatter.origin, template_note=m.formatter.note,
-            load_ms=round(m.load_ms, 1),
+            load_ms=round(m.load_ms, 1), load_note=m.load_note, n_gpu_layers=m.n_gpu_layers,
         ))
 
     def _retrieval_work(self, cmd: p.Command, cancel: threading.Event) -> None:
