@@ -20,7 +20,8 @@ _MASKS = [
     (re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}\b"), "<IP>"),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<HEX>"),
     (re.compile(r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,}\b"), "<HEX>"),
-    (re.compile(r"(?<![\w-])[-+]?\d+(?:\.\d+)?(?:ms|s|kb|mb|gb|b|%)?\b", re.I), "<NUM>"),
+    # Digits inside names count too: worker-3, h7.example and svc12 are one template each.
+    (re.compile(r"\d+(?:\.\d+)?"), "<NUM>"),
     (re.compile(r"\s+"), " "),
 ]
 
