@@ -132,12 +132,25 @@ class EngineService:
     def _load(self, cmd: p.LoadModel) -> None:
         self.state = "loading"
         path = cmd.path or str(default_model_path())
-        m = self.backend.load(path, n_ctx=cmd.n_ctx, n_gpu_layers=cmd.n_gpu_layers, n_threads=cmd.n_threads)
+        backend = self._backend_for(path)
+        m = backend.load(path, n_ctx=cmd.n_ctx, n_gpu_layers=cmd.n_gpu_layers, n_threads=cmd.n_threads)
+        if backend is not self.backend:
+            # Swap only after the new model loaded: on failure the previous one stays usable.
+            self.backend.close()
+            self.backend = backend
         self._emit(p.ModelLoaded(
             id=cmd.id, path=str(m.path), name=m.name, n_ctx=m.n_ctx, n_ctx_train=m.n_ctx_train,
             size_bytes=m.size_bytes, chat_template=m.formatter.origin, template_note=m.formatter.note,
             load_ms=round(m.load_ms, 1), load_note=m.load_note, n_gpu_layers=m.n_gpu_layers,
         ))
+
+    def _backend_for(self, path: str):
+        """llama.cpp for GGUF; ctransformers for the legacy GGML formats (recognised by magic)."""
+        from engine.legacy import CTransformersBackend, legacy_format
+
+        if legacy_format(path):
+            return self.backend if isinstance(self.backend, CTransformersBackend) else CTransformersBackend()
+        return self.backend if isinstance(self.backend, LlamaBackend) else LlamaBackend()
 
     def _retrieval_work(self, cmd: p.Command, cancel: threading.Event) -> None:
         # Imported here: retrieval pulls numpy now and torch/chromadb at first use.

@@ -90,3 +90,35 @@ def test_legacy_llama_magics_are_pointed_to_gguf(tmp_path):
     f.write_bytes(b"tjgg" + b"\0" * 100)
     with pytest.raises(EngineError, match="convert it to GGUF"):
         legacy.detect_family(f)
+
+
+@pytest.mark.slow
+def test_service_switches_to_legacy_and_back(tiny):
+    """Through the engine service: load, stream, cancel on the legacy backend, then GGUF again."""
+    from tests.conftest import ServiceHarness
+
+    from engine import protocol as p
+
+    h = ServiceHarness()
+    try:
+        assert isinstance(h.call(p.LoadModel(n_ctx=1024)), p.ModelLoaded)
+        loaded = h.call(p.LoadModel(path=str(tiny), n_ctx=128))
+        assert isinstance(loaded, p.ModelLoaded) and "legacy" in loaded.template_note
+        rid = h.send(p.Chat(messages=MSGS, sampling={"temperature": 0, "max_tokens": 16}))
+        done = h.wait(rid)
+        assert isinstance(done, p.Done) and done.completion_tokens == 16
+        assert "".join(t.text for t in h.tokens(rid)) == done.text
+        rid = h.send(p.Chat(messages=MSGS, sampling={"temperature": 0.9, "max_tokens": 100}))
+        h.service.handle(p.Cancel(target=rid))
+        assert isinstance(h.wait(rid), (p.Cancelled, p.Done))
+        # A damaged legacy file is refused and the legacy model stays loaded.
+        bad = tiny.parent / "bad-gpt2.bin"
+        bad.write_bytes(tiny.read_bytes()[:777])
+        assert isinstance(h.call(p.LoadModel(path=str(bad), n_ctx=128)), p.Failed)
+        assert "legacy" in h.service.status().model
+        assert isinstance(h.call(p.LoadModel(n_ctx=1024)), p.ModelLoaded)
+        again = h.call(p.Chat(messages=[{"role": "user", "content": "What is the capital of France?"}],
+                              sampling={"temperature": 0, "max_tokens": 24}))
+        assert "Paris" in again.text
+    finally:
+        h.service.close()
