@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from app.index_cli import add_parsers
     add_parsers(sub)
+    from app import models_cli
+    models_cli.add_parsers(sub)
 
     sub.add_parser("gui", help="open the window (the default)")
     return parser
@@ -58,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("index", "search"):
         from app.index_cli import run_index, run_search
         return (run_index if args.command == "index" else run_search)(args, paths)
+    if args.command == "models":
+        from app.models_cli import run_models
+        return run_models(args, paths)
     if args.command == "doctor":
         from app.doctor import collect, render_text
         report = collect()

@@ -58,7 +58,7 @@ print(json.dumps({"baseline": base, "after_load": after_load, "after_decode": af
 
 def measure(path: Path, n_ctx: int) -> dict:
     out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(n_ctx)], capture_output=True, text=True,
-                         timeout=300)
+                         timeout=1200)
     if out.returncode != 0:
         raise RuntimeError(f"measurement at n_ctx={n_ctx} failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -475,7 +475,8 @@ def summarize(g: GGUFFile) -> ModelInfo:
         has_chat_template=isinstance(meta.get("tokenizer.chat_template"), str)
         and bool(meta["tokenizer.chat_template"].strip()),
         tensor_bytes=sum(t.n_bytes for t in g.tensors), layer_bytes=layer_bytes, other_bytes=other,
-        output_bytes=out.n_bytes if out else 0, tied_embeddings="output.weight" not in tensors, n_tensors=len(g.tensors), n_kv=len(meta),
+        output_bytes=out.n_bytes if out else 0, tied_embeddings="output.weight" not in tensors,
+        n_tensors=len(g.tensors), n_kv=len(meta),
     )
 
 

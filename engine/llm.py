@@ -141,7 +141,8 @@ class LlamaBackend:
             try:
                 llm = open_model(n_ctx, n_gpu_layers)
             except (MemoryError, ValueError, RuntimeError) as e:
-                smaller = smaller_load(info.n_layers, n_ctx, n_gpu_layers) if _looks_like_oom(e, n_gpu_layers) else None
+                oom = _looks_like_oom(e, n_gpu_layers)
+                smaller = smaller_load(info.n_layers, n_ctx, n_gpu_layers) if oom else None
                 if smaller is None:
                     raise
                 # One retry with less, as Ollama does: most such failures are the KV cache or

@@ -310,8 +310,6 @@ class ModelPlanner:
 
         est = estimate(info, n_ctx, layers, kv_type)
         ram, vram = _total(est["ram"]), _total(est["vram"])
-        reasons.append(f"context {n_ctx} tokens: KV cache {fmt_bytes(est['ram']['kv_cache'] + est['vram']['kv_cache'])} "
-                       f"({kv_type}), compute buffer {fmt_bytes(est['ram']['compute'] + est['vram']['compute'])}")
         if self._ram_need(est) > self.ram_free:
             fitted = self._fit_ram_context(info, layers, kv_type)
             if not fitted:
@@ -321,6 +319,9 @@ class ModelPlanner:
             n_ctx = fitted
             est = estimate(info, n_ctx, layers, kv_type)
             ram, vram = _total(est["ram"]), _total(est["vram"])
+        kv = est["ram"]["kv_cache"] + est["vram"]["kv_cache"]
+        reasons.append(f"context {n_ctx} tokens: KV cache {fmt_bytes(kv)} "
+                       f"({kv_type}), compute buffer {fmt_bytes(est['ram']['compute'] + est['vram']['compute'])}")
         reasons.append(f"RAM: {fmt_bytes(ram)} of {fmt_bytes(self.ram_free)} available")
         return Plan(n_gpu_layers=layers, n_ctx=n_ctx, n_layers=n, kv_type=kv_type, ram_bytes=ram,
                     vram_bytes=vram, gpu=g.name if (g and layers) else "", breakdown=est, reasons=reasons)
