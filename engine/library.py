@@ -123,8 +123,9 @@ def ollama_names(models_dir: Path) -> dict[str, str]:
 
 
 def _ollama_root(folder: Path) -> Path | None:
-    """The Ollama ``models`` folder at or inside ``folder`` (~/.ollama or ~/.ollama/models)."""
-    for cand in (folder, folder / "models"):
+    """The Ollama ``models`` folder at, inside or above ``folder`` (~/.ollama, ~/.ollama/models
+    or ~/.ollama/models/blobs)."""
+    for cand in (folder, folder / "models", folder.parent):
         if (cand / "manifests").is_dir() and (cand / "blobs").is_dir():
             return cand
     return None
@@ -151,7 +152,10 @@ class ModelLibrary:
     def scan(self, target: Path) -> Iterator[tuple[Path, str, str]]:
         """(file, name, source) for every GGUF file at or under ``target``."""
         if target.is_file():
-            yield target, target.stem, "file"
+            # a single Ollama blob still gets its manifest name
+            names = ollama_names(target.parent.parent) if target.parent.name == "blobs" else {}
+            name = names.get(os.path.abspath(target))
+            yield target, name or target.stem, "ollama" if name else "file"
             return
         ollama = _ollama_root(target)
         names = ollama_names(ollama) if ollama else {}

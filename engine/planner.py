@@ -22,7 +22,8 @@ The estimate, per device, is weights + KV cache + compute buffer:
   In RAM only touched pages count, and bench/memory.py taught us two things: the logits
   term never gets touched (a chat asks for one output per batch), and with the context full
   the attention part costs 1.5x the formula (the scores and their softmax are both live):
-  ``6*B*(1 + 4*E + C*(1 + H))``. That is what the CPU estimate uses.
+  ``6*B*(1 + 4*E + C*(1 + H))``. That is what the CPU estimate uses; it was fitted on the
+  default model (within 2% of measured RSS at 2048 and 8192), so other models may differ.
 
 Weights are memory-mapped; llama.cpp reads them all at load (so they are in RSS at once),
 and the KV cache is cleared at load (so it is too). RSS right after a load misses most of

@@ -109,6 +109,10 @@ def test_ollama_blobs_get_their_manifest_names(tmp_path, lib):
     assert e.info.architecture == "llama"
     assert lib.find("smollm2:135m").path == os.path.abspath(blob)
     assert lib.find("smoll").name == "smollm2:135m"  # unique prefix
+    # the blobs folder, or one blob, named directly
+    assert [e.name for e in lib.add([home / "models" / "blobs"]).added] == ["smollm2:135m"]
+    assert [e.name for e in lib.add([blob]).added] == ["smollm2:135m"]
+    assert len(lib.entries()) == 1
 
 
 def test_missing_targets_and_empty_folders_are_reported(tmp_path, lib):
