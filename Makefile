@@ -7,7 +7,7 @@ LLAMA_STAMP := $(VENV)/.llama-cmake-args
 LLAMA_CMAKE_ARGS := $(shell sh packaging/llama_cmake_args.sh)
 PIP := $(VENV)/bin/python -m pip
 
-.PHONY: run test bench doctor clean-venv
+.PHONY: run test bench bench-memory doctor clean-venv
 
 run: $(STAMP)
 	$(VENV)/bin/lantern $(ARGS)
@@ -20,6 +20,9 @@ doctor: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/generation.py --ui
+
+bench-memory: $(STAMP)
+	$(VENV)/bin/python bench/memory.py
 
 $(STAMP): pyproject.toml constraints.txt packaging/llama_cmake_args.sh
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

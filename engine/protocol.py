@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"  # 1.1: IndexPaths/Search and their events; ModelLoaded.load_note, n_gpu_layers
 
 # Largest line we accept. A chat history is big, but not this big; a longer line means a
 # confused peer and we would rather drop it than buffer without bound.
