@@ -132,9 +132,16 @@ def bench_engine(runs: int, max_tokens: int) -> dict:
 
 
 def bench_ui(max_tokens: int) -> dict:
-    from bench.ui_stream import measure_window
+    """In a fresh process: this one has llama.cpp loaded for the direct runs, and the point is
+    to measure a window process that never loads it."""
+    import subprocess
 
-    return measure_window(max_tokens=max_tokens)
+    script = Path(__file__).with_name("ui_stream.py")
+    r = subprocess.run([sys.executable, str(script), "--max-tokens", str(max_tokens)],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"ui_stream failed: {r.stderr[-2000:]}")
+    return json.loads(r.stdout)
 
 
 def main() -> int:

@@ -127,4 +127,9 @@ def measure_window(max_tokens: int = 600) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps({"bench": "ui_stream", **measure_window()}, indent=2))
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--max-tokens", type=int, default=600)
+    args = ap.parse_args()
+    print(json.dumps({"bench": "ui_stream", **measure_window(args.max_tokens)}, indent=2))
