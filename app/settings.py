@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
         "path": "",          # empty: the default model shipped with Lantern
         "n_gpu_layers": 0,
         "n_threads": 0,      # 0: one per physical core
+        "hf_endpoint": "",   # empty: https://huggingface.co (LANTERN_HF_ENDPOINT overrides)
     },
     "chat": {
         "system_prompt": DEFAULT_SYSTEM_PROMPT,

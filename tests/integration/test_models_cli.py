@@ -68,3 +68,21 @@ def test_bad_files_are_refused_with_the_reason_and_no_traceback(tmp_path):
     assert r.returncode == 1 and "skipped" in r.stderr and "Traceback" not in r.stderr
     r = lantern("models", "plan", "no-such-model", data_dir=tmp_path / "d")
     assert r.returncode == 1 and "No model 'no-such-model'" in r.stderr
+
+
+def test_download_from_a_local_hub_lands_in_the_library(tmp_path, monkeypatch):
+    from tests.unit.engine.gguf_writer import tiny_llama
+    from tests.unit.engine.hub_server import FakeHub
+
+    with FakeHub() as hub:
+        hub.files["org/Tiny-GGUF"] = {"tiny-Q4_K_M.gguf": tiny_llama().build()}
+        monkeypatch.setenv("LANTERN_HF_ENDPOINT", hub.endpoint)
+        r = lantern("models", "download", "org/Tiny-GGUF", "--file", "Q4_K_M", "--json", data_dir=tmp_path)
+        assert r.returncode == 0, r.stderr
+        events = [json.loads(line) for line in r.stdout.splitlines()]
+        assert events[0]["event"] == "resolved" and events[-1]["event"] == "done"
+        assert events[-1]["architecture"] == "llama" and len(events[-1]["sha256"]) == 64
+        assert (tmp_path / "models" / "tiny-Q4_K_M.gguf").exists()
+
+        r = lantern("models", "download", "org/Missing-GGUF", data_dir=tmp_path)
+        assert r.returncode == 1 and "not found (HTTP 404)" in r.stderr
