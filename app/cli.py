@@ -15,6 +15,26 @@ def _read_question(arg: str) -> str:
     return sys.stdin.read() if arg == "-" else arg
 
 
+CITATION_FIELDS = ("path", "line_start", "line_end", "page", "score", "text")
+
+
+def use_sources(args, paths: Paths) -> bool:
+    """--sources / --no-sources, else: whenever something was indexed in this data dir."""
+    if getattr(args, "sources", None) is not None:
+        return bool(args.sources)
+    return (paths.data_dir / "manifest.sqlite").exists()
+
+
+def _print_citations(ev: p.Citations) -> None:
+    for c in ev.citations:
+        lines = f"{c['line_start']}" + (f"-{c['line_end']}" if c["line_end"] != c["line_start"] else "")
+        print(f"lantern ask: [{c['n']}] {c['path']}:{lines}", file=sys.stderr)
+    if ev.dropped:
+        print(f"lantern ask: note: {ev.dropped} matching source(s) left out to fit the context", file=sys.stderr)
+    if not ev.citations:
+        print("lantern ask: note: no indexed source matched the question", file=sys.stderr)
+
+
 def run_ask(args, paths: Paths) -> int:
     question = _read_question(args.question).strip()
     if not question:
@@ -42,11 +62,16 @@ def run_ask(args, paths: Paths) -> int:
                 return 1
             if loaded.template_note:
                 print(f"lantern ask: note: {loaded.template_note}", file=sys.stderr)
-            done = None
-            for ev in engine.events(engine.send(p.Chat(messages=messages, sampling=sampling))):
+            done = citations = None
+            chat = p.Chat(messages=messages, sampling=sampling, use_sources=use_sources(args, paths),
+                          collections=list(getattr(args, "collection", []) or []), data_dir=str(paths.data_dir))
+            for ev in engine.events(engine.send(chat)):
                 if isinstance(ev, p.Token) and not args.json:
                     sys.stdout.write(ev.text)
                     sys.stdout.flush()
+                elif isinstance(ev, p.Citations):
+                    citations = ev
+                    _print_citations(ev)
                 elif isinstance(ev, p.ContextTrimmed):
                     print(f"lantern ask: note: {ev.dropped_messages} older message(s) left out to fit the context",
                           file=sys.stderr)
@@ -69,6 +94,7 @@ def run_ask(args, paths: Paths) -> int:
             "usage": {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens},
             "timings": {"ttft_ms": done.ttft_ms, "tokens_per_s": done.tokens_per_s},
             "finish_reason": done.finish_reason,
+            "citations": [{k: c.get(k) for k in CITATION_FIELDS} for c in (citations.citations if citations else [])],
         }, ensure_ascii=False))
     else:
         sys.stdout.write("\n")

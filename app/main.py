@@ -30,7 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--seed", type=int, default=None, metavar="N", help="random seed (-1: random)")
     ask.add_argument("--n-ctx", type=int, default=None, metavar="N", help="context length in tokens")
     ask.add_argument("--json", action="store_true",
-                     help="print one JSON object {answer, model, usage, timings} instead of streaming")
+                     help="print one JSON object {answer, model, usage, timings, citations} instead of streaming")
+    src = ask.add_mutually_exclusive_group()
+    src.add_argument("--sources", dest="sources", action="store_true", default=None,
+                     help="answer from indexed files, citing them (default when `lantern index` has run)")
+    src.add_argument("--no-sources", dest="sources", action="store_false", help="do not use indexed files")
+    ask.add_argument("--collection", action="append", default=[], metavar="C",
+                     help="collection to answer from (default: default); repeat for several")
 
     doctor = sub.add_parser("doctor", help="report versions, CPU features, GPUs and the default model's checksum")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")

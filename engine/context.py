@@ -69,3 +69,73 @@ def fit_messages(
         while len(history) > 1 and history[0].get("role") != "user":
             history = history[1:]
             dropped += 1
+
+
+# ---------------------------------------------------------------------------- with sources
+
+# Sources may take at most this share of the prompt budget: the rest keeps recent history, so
+# a follow-up question ("and the one before?") still has the conversation it refers to.
+SOURCES_SHARE = 0.6
+
+
+@dataclass
+class SourceFit:
+    fitted: FittedPrompt
+    used: list            # (source, tokens) in rank order, as put in the prompt
+    dropped: list         # (source, tokens) left out for lack of room
+    breakdown: dict       # where the prompt's tokens went, for "Show what was sent"
+
+
+def fit_with_sources(
+    messages: list[dict],
+    sources: list,
+    n_ctx: int,
+    max_tokens: int,
+    render: Callable[[list[dict]], str],
+    tokenize: Callable[[str], list[int]],
+    block: Callable[[object, int], str],
+    compose: Callable[[list[dict], list], list[dict]],
+) -> SourceFit:
+    """Fit ``messages`` plus as many ``sources`` (best first) as the budget allows.
+
+    ``block(source, n)`` is the text one source adds to the prompt; ``compose(messages, used)``
+    puts the used sources into the conversation. Nothing is cut silently: every source is
+    either used or dropped, with its token count, and the caller reports both.
+    """
+    room = answer_room(n_ctx, max_tokens)
+    budget = n_ctx - room
+    system = [m for m in messages[:1] if m.get("role") == "system"]
+    minimal = system + messages[-1:]
+    n_min = len(tokenize(render(compose(minimal, []))))
+    source_budget = max(0, min(budget - n_min, int(budget * SOURCES_SHARE)))
+
+    used, dropped, spent = [], [], 0
+    for i, src in enumerate(sources):
+        n = len(tokenize(block(src, i + 1)))
+        if not dropped and spent + n <= source_budget:
+            used.append((src, n))
+            spent += n
+        else:
+            # Keep rank order: once one source does not fit, the lower-ranked ones are not
+            # squeezed in around it, so [1] is always the best of what was sent.
+            dropped.append((src, n))
+    while True:
+        try:
+            fitted = fit_messages(compose(messages, [s for s, _ in used]), n_ctx, max_tokens, render, tokenize)
+            break
+        except EngineError as e:
+            if e.kind != ErrorKind.CONTEXT_OVERFLOW or not used:
+                raise
+            dropped.insert(0, used.pop())
+    n_system = len(tokenize(system[0]["content"])) if system else 0
+    n_sources = sum(n for _, n in used)
+    n_question = len(tokenize(str(messages[-1].get("content", ""))))
+    breakdown = {
+        "n_ctx": n_ctx, "answer_room": room, "prompt": fitted.n_tokens, "system": n_system,
+        "sources": n_sources, "question": n_question,
+        # Earlier turns plus the chat template's markup and the citing instructions.
+        "history_and_template": max(0, fitted.n_tokens - n_system - n_sources - n_question),
+        "dropped_messages": fitted.dropped_messages,
+        "sources_budget": source_budget,
+    }
+    return SourceFit(fitted, used, dropped, breakdown)

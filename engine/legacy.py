@@ -214,13 +214,13 @@ class CTransformersBackend:
         self.model = None
 
     def stream(self, messages: list[dict], sampling: Sampling, cancel: threading.Event,
-               on_fitted=None) -> Iterator[str]:
+               on_fitted=None, fit=None) -> Iterator[str]:
         if self._llm is None or self.model is None:
             raise EngineError(ErrorKind.NO_MODEL, "No model is loaded. Choose a model first.")
         sampling.validate()
         llm, model = self._llm, self.model
         t_start = time.perf_counter()
-        fitted = context.fit_messages(messages, model.n_ctx, sampling.max_tokens, model.formatter.render,
+        fitted = (fit or context.fit_messages)(messages, model.n_ctx, sampling.max_tokens, model.formatter.render,
                                       llm.tokenize)
         if on_fitted is not None:
             on_fitted(fitted)

@@ -224,8 +224,10 @@ class LlamaBackend:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def stream(self, messages: list[dict], sampling: Sampling, cancel: threading.Event,
-               on_fitted=None) -> Iterator[str]:
+               on_fitted=None, fit=None) -> Iterator[str]:
         """Yield reply text pieces; the summary is in ``self.last_result`` afterwards.
+
+        ``fit`` replaces ``context.fit_messages`` (same arguments); answering from sources uses it.
 
         Raises GenerationCancelled when ``cancel`` is set (the text so far is in last_result).
         ``on_fitted(FittedPrompt)`` is called once the prompt is built, before any token.
@@ -237,7 +239,7 @@ class LlamaBackend:
         model = self.model
         t_start = time.perf_counter()
 
-        fitted = context.fit_messages(
+        fitted = (fit or context.fit_messages)(
             messages, model.n_ctx, sampling.max_tokens, model.formatter.render, self._tokenize,
         )
         if on_fitted is not None:

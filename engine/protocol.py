@@ -22,7 +22,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-PROTOCOL_VERSION = "1.1"  # 1.1: IndexPaths/Search and their events; ModelLoaded.load_note, n_gpu_layers
+# 1.1: IndexPaths/Search and their events; ModelLoaded.load_note, n_gpu_layers
+# 1.2: Chat.use_sources/collections/data_dir/chroma_url/sources_k, the Citations event,
+#      ListSources/SourceList, Progress.bytes_done/bytes_total
+PROTOCOL_VERSION = "1.2"
 
 # Largest line we accept. A chat history is big, but not this big; a longer line means a
 # confused peer and we would rather drop it than buffer without bound.
@@ -180,6 +183,13 @@ class Chat(Command):
     TYPE: ClassVar[str] = "chat"
     messages: list = field(default_factory=list)
     sampling: dict = field(default_factory=dict)
+    # Answer from indexed sources: retrieve for the last user message, send the best chunks
+    # that fit, and announce them in a Citations event before the first token.
+    use_sources: bool = False
+    collections: list = field(default_factory=list)   # empty: ["default"]
+    data_dir: str = ""
+    chroma_url: str = ""
+    sources_k: int = 6
 
 
 @dataclass
@@ -206,6 +216,15 @@ class IndexPaths(Command):
     collection: str = "default"
     data_dir: str = ""       # where manifest.sqlite and chroma/ live (the app's data dir)
     chroma_url: str = ""     # a Chroma server instead of the embedded store
+
+
+@dataclass
+class ListSources(Command):
+    """What is indexed in a collection, file by file; answered by SourceList."""
+    TYPE: ClassVar[str] = "list_sources"
+    collection: str = "default"
+    data_dir: str = ""
+    chroma_url: str = ""
 
 
 @dataclass
@@ -304,6 +323,8 @@ class Progress(Event):
     done: int = 0
     total: int = 0
     path: str = ""
+    bytes_done: int = 0      # read phase: bytes of the files read so far
+    bytes_total: int = 0
 
 
 @dataclass
@@ -317,6 +338,25 @@ class SearchResult(Event):
     TYPE: ClassVar[str] = "search_result"
     query: str = ""
     hits: list = field(default_factory=list)  # [{path, line_start, line_end, page, score, text}]
+
+
+@dataclass
+class SourceList(Event):
+    TYPE: ClassVar[str] = "source_list"
+    collection: str = ""
+    sources: list = field(default_factory=list)  # [{path, status, reason, size, chunks, indexed_at}]
+
+
+@dataclass
+class Citations(Event):
+    """Sent before the first Token of a Chat with use_sources: what the answer may cite."""
+    TYPE: ClassVar[str] = "citations"
+    # [{n, path, line_start, line_end, page, score, similarity, text, tokens}], [n] as in the prompt
+    citations: list = field(default_factory=list)
+    dropped: int = 0             # relevant chunks left out for lack of context room
+    dropped_chunks: list = field(default_factory=list)  # [{path, line_start, line_end, score, tokens}]
+    found: int = 0               # hits the retriever returned, before the relevance check
+    budget: dict = field(default_factory=dict)  # prompt token breakdown (context.fit_with_sources)
 
 
 @dataclass

@@ -4,8 +4,10 @@ Transport-agnostic: it is handed an ``emit`` callable and fed commands with ``ha
 engine process wires it to a socket (``engine.__main__``); tests drive it in-process.
 
 llama.cpp contexts are not thread-safe, so model work runs on one worker thread, in order.
-Cancel and status are answered at once from the caller's thread, so a cancel reaches a
-running generation between two tokens.
+Indexing runs on a thread of its own, so a chat is answered while a long folder is indexed;
+each of the two threads has its own retrieval handles (SQLite connection, vector store) and
+they share the embedding model. Cancel and status are answered at once from the caller's
+thread, so a cancel reaches a running generation between two tokens.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Callable
 
 from engine import protocol as p
 from engine.llm import GenerationCancelled, LlamaBackend
+from engine.load_plan import AUTO as AUTO_LAYERS, planned_layers
 from engine.models import default_model_path
 
 log = logging.getLogger(__name__)
@@ -33,16 +36,21 @@ class EngineService:
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self.state = "idle"
-        self._retrieval = None  # opened by the first IndexPaths/Search
+        self._retrieval = None  # the worker's RetrievalSessions, opened by the first use
+        self._index_retrieval = None  # the indexer thread's
+        self._index_jobs: queue.Queue = queue.Queue()
+        self._indexer: threading.Thread | None = None
         self.stopped = threading.Event()
-        self._worker = threading.Thread(target=self._run, name="engine-worker", daemon=True)
+        self._worker = threading.Thread(target=self._run, args=(self._jobs, True), name="engine-worker",
+                                        daemon=True)
         self._worker.start()
         # Handlers for commands; later features (indexing, search, model library) add theirs.
         self._handlers: dict[type, Callable[[p.Command], None]] = {
             p.LoadModel: self._queue,
             p.Chat: self._queue,
-            p.IndexPaths: self._queue,
+            p.IndexPaths: self._queue_index,
             p.Search: self._queue,
+            p.ListSources: self._queue,
             p.Cancel: self._on_cancel,
             p.GetStatus: self._on_status,
             p.Shutdown: self._on_shutdown,
@@ -61,9 +69,12 @@ class EngineService:
     def close(self, timeout: float = 5.0) -> None:
         self._on_shutdown(p.Shutdown())
         self._worker.join(timeout)
+        if self._indexer is not None:
+            self._indexer.join(timeout)
         self.backend.close()
-        if self._retrieval is not None:
-            self._retrieval.close()
+        for sessions in (self._retrieval, self._index_retrieval):
+            if sessions is not None:
+                sessions.close()
 
     # ------------------------------------------------------------------ immediate commands
 
@@ -71,6 +82,15 @@ class EngineService:
         with self._lock:
             self._cancels[cmd.id] = threading.Event()
         self._jobs.put(cmd)
+
+    def _queue_index(self, cmd: p.Command) -> None:
+        with self._lock:
+            self._cancels[cmd.id] = threading.Event()
+            if self._indexer is None:
+                self._indexer = threading.Thread(target=self._run, args=(self._index_jobs, False),
+                                                 name="engine-indexer", daemon=True)
+                self._indexer.start()
+        self._index_jobs.put(cmd)
 
     def _on_cancel(self, cmd: p.Cancel) -> None:
         with self._lock:
@@ -99,13 +119,14 @@ class EngineService:
             for ev in self._cancels.values():
                 ev.set()
         self._jobs.put(None)
+        self._index_jobs.put(None)
         self.stopped.set()
 
     # ------------------------------------------------------------------ worker
 
-    def _run(self) -> None:
+    def _run(self, jobs: queue.Queue, owns_state: bool) -> None:
         while True:
-            cmd = self._jobs.get()
+            cmd = jobs.get()
             if cmd is None:
                 return
             with self._lock:
@@ -115,7 +136,7 @@ class EngineService:
                     self._load(cmd)
                 elif isinstance(cmd, p.Chat):
                     self._chat(cmd, cancel)
-                elif isinstance(cmd, (p.IndexPaths, p.Search)):
+                elif isinstance(cmd, (p.IndexPaths, p.Search, p.ListSources)):
                     self._retrieval_work(cmd, cancel)
             except p.EngineError as e:
                 self._emit(p.Failed.from_error(cmd.id, e))
@@ -125,7 +146,8 @@ class EngineService:
                                     message=f"Internal error in the engine: {type(e).__name__}: {e}",
                                     environment=False))
             finally:
-                self.state = "idle"
+                if owns_state:
+                    self.state = "idle"
                 with self._lock:
                     self._cancels.pop(cmd.id, None)
 
@@ -133,7 +155,10 @@ class EngineService:
         self.state = "loading"
         path = cmd.path or str(default_model_path())
         backend = self._backend_for(path)
-        m = backend.load(path, n_ctx=cmd.n_ctx, n_gpu_layers=cmd.n_gpu_layers, n_threads=cmd.n_threads)
+        layers, plan_note = cmd.n_gpu_layers, ""
+        if layers == AUTO_LAYERS and isinstance(backend, LlamaBackend):
+            layers, plan_note = planned_layers(path, cmd.n_ctx)
+        m = backend.load(path, n_ctx=cmd.n_ctx, n_gpu_layers=layers, n_threads=cmd.n_threads)
         if backend is not self.backend:
             # Swap only after the new model loaded: on failure the previous one stays usable.
             self.backend.close()
@@ -141,7 +166,8 @@ class EngineService:
         self._emit(p.ModelLoaded(
             id=cmd.id, path=str(m.path), name=m.name, n_ctx=m.n_ctx, n_ctx_train=m.n_ctx_train,
             size_bytes=m.size_bytes, chat_template=m.formatter.origin, template_note=m.formatter.note,
-            load_ms=round(m.load_ms, 1), load_note=m.load_note, n_gpu_layers=m.n_gpu_layers,
+            load_ms=round(m.load_ms, 1), load_note=" ".join(filter(None, (plan_note, m.load_note))),
+            n_gpu_layers=m.n_gpu_layers,
         ))
 
     def _backend_for(self, path: str):
@@ -152,14 +178,33 @@ class EngineService:
             return self.backend if isinstance(self.backend, CTransformersBackend) else CTransformersBackend()
         return self.backend if isinstance(self.backend, LlamaBackend) else LlamaBackend()
 
-    def _retrieval_work(self, cmd: p.Command, cancel: threading.Event) -> None:
+    def _sessions(self, indexer: bool):
+        """This thread's RetrievalSessions (worker or indexer), sharing one embedder."""
         # Imported here: retrieval pulls numpy now and torch/chromadb at first use.
         from engine.retrieval.session import RetrievalSessions
 
-        if self._retrieval is None:
-            self._retrieval = RetrievalSessions()
-        self.state = "indexing" if isinstance(cmd, p.IndexPaths) else "searching"
-        self._retrieval.handle(cmd, self._emit, cancel)
+        with self._lock:
+            other = self._retrieval if indexer else self._index_retrieval
+            mine = self._index_retrieval if indexer else self._retrieval
+            if mine is None:
+                mine = RetrievalSessions(other.embedder if other is not None else None)
+                if indexer:
+                    self._index_retrieval = mine
+                else:
+                    self._retrieval = mine
+            return mine
+
+    def _retrieval_work(self, cmd: p.Command, cancel: threading.Event) -> None:
+        indexer = isinstance(cmd, p.IndexPaths)
+        if not indexer:
+            self.state = "searching"
+        self._sessions(indexer).handle(cmd, self._emit, cancel)
+
+    def _source_fit(self, cmd: p.Chat, messages: list[dict]):
+        from engine.grounding import SourcePrompt
+
+        chunks, found = self._sessions(False).chat_sources(cmd)
+        return SourcePrompt(chunks, found)
 
     def _chat(self, cmd: p.Chat, cancel: threading.Event) -> None:
         if cancel.is_set():
@@ -171,14 +216,19 @@ class EngineService:
                     for m in cmd.messages if isinstance(m, dict)]
         model = self.backend.model
 
+        fit = self._source_fit(cmd, messages) if cmd.use_sources else None
+
         def on_fitted(fitted):
+            if fit is not None:
+                self._emit(fit.citations(cmd.id))
             if fitted.dropped_messages:
                 self._emit(p.ContextTrimmed(id=cmd.id, dropped_messages=fitted.dropped_messages,
                                             prompt_tokens=fitted.n_tokens, n_ctx=model.n_ctx))
 
         index = 0
         try:
-            for piece in self.backend.stream(messages, sampling, cancel, on_fitted=on_fitted):
+            for piece in self.backend.stream(messages, sampling, cancel, on_fitted=on_fitted,
+                                             fit=fit.fit if fit is not None else None):
                 self._emit(p.Token(id=cmd.id, text=piece, index=index))
                 index += 1
         except GenerationCancelled:

@@ -4,6 +4,7 @@ the engine process so the embedding model and the vector store load once."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import asdict
@@ -20,6 +21,12 @@ from engine.retrieval.retriever import Filters, Retriever
 from engine.retrieval.vectorstore import VectorStore
 
 log = logging.getLogger(__name__)
+
+
+def query_mod_terms(question: str) -> list[str]:
+    # Time words ("March 1st around 10:00") are filters, not words to find in a record.
+    from engine.retrieval import lexical
+    return lexical.query_terms(query_mod.parse(question).text or question)
 
 PROGRESS_EVERY_S = 0.25  # progress events are for a person's eyes; more would flood the channel
 
@@ -39,9 +46,15 @@ class RetrievalIndex:
 
 
 class RetrievalSessions:
-    def __init__(self):
+    """Open indexes of one thread. The service keeps one of these per thread that touches
+    retrieval (the worker, the indexer), sharing the embedder: each thread then has its own
+    SQLite connection and store handle, and a chat can search while an index job writes."""
+
+    def __init__(self, embedder=None):
         self._open: dict[tuple[str, str], RetrievalIndex] = {}
-        self._embedder = MiniLMEmbedder()  # shared: one model in memory whatever the data dir
+        # Shared: one model in memory whatever the data dir; its load is locked.
+        self.embedder = embedder or MiniLMEmbedder()
+        self._embedder = self.embedder
 
     def index_for(self, data_dir: str, chroma_url: str) -> RetrievalIndex:
         if not data_dir:
@@ -61,19 +74,68 @@ class RetrievalSessions:
         idx = self.index_for(cmd.data_dir, cmd.chroma_url)
         if isinstance(cmd, p.IndexPaths):
             self._index(idx, cmd, emit, cancel)
+        elif isinstance(cmd, p.ListSources):
+            self._list(idx, cmd, emit)
         else:
             self._search(idx, cmd, emit)
+
+    def _list(self, idx: RetrievalIndex, cmd: p.ListSources, emit) -> None:
+        collection = cmd.collection or "default"
+        counts = dict(idx.manifest.db.execute(
+            "SELECT path, count(*) FROM chunks WHERE collection = ? GROUP BY path", (collection,)).fetchall())
+        out = []
+        for path, src in sorted(idx.manifest.sources(collection).items()):
+            status = "indexed" if src.status == "ok" else src.status
+            try:
+                size = os.stat(path).st_size
+            except OSError:
+                size, status = src.size, ("missing" if src.status == "ok" else status)
+            if status == "indexed" and src.kind == "log" and size > src.offset:
+                status = "appending"   # lines were written since; the next index run reads them
+            out.append({"path": path, "status": status, "reason": src.reason, "size": size,
+                        "chunks": counts.get(path, 0), "indexed_at": src.indexed_at})
+        emit(p.SourceList(id=cmd.id, collection=collection, sources=out))
+
+    def chat_sources(self, cmd: p.Chat) -> tuple[list, int]:
+        """Relevant chunks for the last user message of ``cmd``, best first, and how many hits
+        the retriever returned before the relevance check."""
+        from engine.grounding import SourceChunk, relevant
+
+        question = next((str(m.get("content", "")) for m in reversed(cmd.messages)
+                         if isinstance(m, dict) and m.get("role") == "user"), "")
+        if not question.strip():
+            return [], 0
+        idx = self.index_for(cmd.data_dir, cmd.chroma_url)
+        k = max(1, min(int(cmd.sources_k or 6), 50))
+        hits = []
+        for collection in [str(c) for c in cmd.collections] or ["default"]:
+            hits += idx.retriever.search(question, k, Filters(collection))
+        hits.sort(key=lambda h: -h.score)
+        chunks = [SourceChunk(h.path, h.line_start, h.line_end, h.page, h.score, h.text) for h in hits[:k]]
+        if not chunks:
+            return [], 0
+        qvec = self.embedder.embed_query(question)
+        sims = self.embedder.embed_documents([c.text for c in chunks]) @ qvec
+        terms = query_mod_terms(question)
+        return relevant(chunks, terms, [float(x) for x in sims]), len(chunks)
 
     def _index(self, idx: RetrievalIndex, cmd: p.IndexPaths, emit, cancel: threading.Event) -> None:
         if not cmd.paths:
             raise p.EngineError(p.ErrorKind.BAD_INPUT, "Nothing to index: pass at least one file or folder.")
         last = [0.0]
+        read: dict[str, int] = {}   # files reached in the read phase, with their sizes
 
         def progress(phase: str, done: int, total: int, path: str) -> None:
+            if phase == "read" and path not in read:
+                try:
+                    read[path] = os.path.getsize(path)
+                except OSError:
+                    read[path] = 0
             now = time.monotonic()
             if now - last[0] >= PROGRESS_EVERY_S or done == total:
                 last[0] = now
-                emit(p.Progress(id=cmd.id, phase=phase, done=done, total=total, path=path))
+                emit(p.Progress(id=cmd.id, phase=phase, done=done, total=total, path=path,
+                                bytes_done=sum(read.values())))
 
         indexer = Indexer(idx.manifest, idx.store, idx.embedder, progress, cancel.is_set)
         report = indexer.index([str(x) for x in cmd.paths], cmd.collection or "default")
