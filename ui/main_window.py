@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self.session = ChatSession(store, settings, client, self)
         self.current_id: int | None = None
         self.settings_dialog: ConversationSettingsDialog | None = None
+        self.library_dialog = None
         self._closed = False
         self.setWindowTitle("Lantern")
         self.setObjectName("mainWindow")
@@ -159,6 +160,9 @@ class MainWindow(QMainWindow):
         chat_menu.addSeparator()
         action(chat_menu, "Conversation &settings…", self.open_settings, "Ctrl+,")
         action(chat_menu, "Re&name conversation", self.sidebar.rename_current, None)
+        models_menu = self.menuBar().addMenu("&Models")
+        action(models_menu, "Model &library…", self.open_model_library, "Ctrl+Shift+M")
+        self.status.model_clicked.connect(self.open_model_library)
 
     def _connect(self) -> None:
         s = self.session
@@ -389,8 +393,48 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event):
         paths = _gguf_paths(event.mimeData())
         if paths:
+            self.add_to_library(paths)
             self.open_model(paths[0])
             event.acceptProposedAction()
+
+    # ------------------------------------------------------------------ model library
+
+    def open_model_library(self):
+        """The library dialog (one at a time); its loads go through the session like any other."""
+        from ui.model_library import ModelLibraryDialog
+
+        if self.library_dialog is None or not self.library_dialog.isVisible():
+            n_ctx = self.session.effective_settings(self.current_id)["n_ctx"]
+            self.library_dialog = ModelLibraryDialog(
+                self.paths.data_dir, self.paths.models_dir, n_ctx,
+                self.settings.get("model", "hf_endpoint") or "", parent=self)
+            self.library_dialog.load_requested.connect(self._load_from_library)
+        self.library_dialog.show()
+        self.library_dialog.raise_()
+        return self.library_dialog
+
+    def _load_from_library(self, path: str, n_ctx: int, n_gpu_layers: int) -> str:
+        self.banners.dismiss("model")
+        return self.session.load_model(path, n_ctx, remember=True, n_gpu_layers=n_gpu_layers)
+
+    def add_to_library(self, paths: list[str]) -> None:
+        """Dropped models join the library too; reading a GGUF header is quick and pure Python."""
+        from engine.library import ModelLibrary
+        from engine.protocol import EngineError
+
+        try:
+            lib = ModelLibrary(self.paths.data_dir / "models.sqlite")
+        except EngineError as e:
+            log.warning("model library unavailable: %s", e.message)
+            return
+        try:
+            report = lib.add(paths)
+        finally:
+            lib.close()
+        for p, why in report.skipped:
+            log.info("not added to the library: %s: %s", p, why)
+        if self.library_dialog is not None and self.library_dialog.isVisible():
+            self.library_dialog.refresh()
 
     # ------------------------------------------------------------------ engine health
 

@@ -116,10 +116,14 @@ class ChatSession(QObject):
 
     # ------------------------------------------------------------------ model
 
-    def load_model(self, path: str, n_ctx: int | None = None, *, remember: bool = True) -> str:
-        """Load ``path`` ("" = the bundled default). ``remember``: save it as the model to use."""
+    def load_model(self, path: str, n_ctx: int | None = None, *, remember: bool = True,
+                   n_gpu_layers: int | None = None) -> str:
+        """Load ``path`` ("" = the bundled default). ``remember``: save it as the model to use.
+        ``n_gpu_layers``: None takes the setting; -1 lets the engine plan them."""
         n_ctx = int(n_ctx or self.settings.get("chat", "n_ctx"))
-        rid = self.client.load_model(path, n_ctx, int(self.settings.get("model", "n_gpu_layers") or 0),
+        if n_gpu_layers is None:
+            n_gpu_layers = int(self.settings.get("model", "n_gpu_layers") or 0)
+        rid = self.client.load_model(path, n_ctx, n_gpu_layers,
                                      int(self.settings.get("model", "n_threads") or 0))
         self._loads[rid] = path
         self._wanted_path, self._wanted_ctx = path, n_ctx

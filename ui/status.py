@@ -7,7 +7,7 @@ import logging
 import os
 
 import psutil
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from ui.client import EngineClient
@@ -32,14 +32,27 @@ def human_bytes(n: int) -> str:
     return f"{n / (1 << 20):.0f} MB"
 
 
+class _ClickableLabel(QLabel):
+    clicked = Signal()
+
+    def mouseReleaseEvent(self, event) -> None:
+        if event.button() == Qt.LeftButton:
+            self.clicked.emit()
+        super().mouseReleaseEvent(event)
+
+
 class StatusBar(QStatusBar):
+    model_clicked = Signal()     # the model name was clicked: open the model library
+
     def __init__(self, client: EngineClient, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("statusBar")
         self.setSizeGripEnabled(False)
         self.client = client
-        self.model_label = QLabel("No model loaded")
+        self.model_label = _ClickableLabel("No model loaded")
         self.model_label.setObjectName("modelStatus")
+        self.model_label.setCursor(Qt.PointingHandCursor)
+        self.model_label.clicked.connect(self.model_clicked)
         self.state_label = QLabel(STATE_TEXT.get(client.state, client.state))
         self.state_label.setObjectName("engineStatus")
         self.memory_label = QLabel("")
@@ -75,11 +88,15 @@ class StatusBar(QStatusBar):
 
     def show_model(self, info: dict) -> None:
         name = info.get("name") or os.path.basename(info.get("path", "")) or "model"
-        self.model_label.setText(f"{name}  ·  {info.get('n_ctx', 0):,} tokens of context")
+        layers = info.get("n_gpu_layers") or 0
+        self.model_label.setText(f"{name}  ·  {info.get('n_ctx', 0):,} tokens of context"
+                                 + (f"  ·  {layers} GPU layers" if layers else ""))
         size = info.get("size_bytes") or 0
         self.model_label.setToolTip(f"{info.get('path', '')}\n{human_bytes(size)} on disk"
                                     + (f", trained on up to {info['n_ctx_train']:,} tokens of context"
-                                       if info.get("n_ctx_train") else ""))
+                                       if info.get("n_ctx_train") else "")
+                                    + (f"\n{info['load_note']}" if info.get("load_note") else "")
+                                    + "\nClick to open the model library")
 
     def sample_memory(self) -> None:
         parts = []

@@ -1,0 +1,71 @@
+"""The model library dialog on the real default model: add a folder, see the plan, load it."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt
+
+from engine import models
+
+SHOTS = os.environ.get("LANTERN_SHOTS", "/tmp/shots")
+
+
+def model_folder(tmp_path):
+    """The default model (hard-linked, no 98 MB copy) next to a file cut off after its header."""
+    folder = tmp_path / "lmstudio" / "models"
+    folder.mkdir(parents=True)
+    model = folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    try:
+        os.link(models.default_model_path(), model)
+    except OSError:
+        model.symlink_to(models.default_model_path())
+    with open(models.default_model_path(), "rb") as f:
+        (folder / "broken.gguf").write_bytes(f.read(4096))
+    return folder, str(model.absolute()), str((folder / "broken.gguf").absolute())
+
+
+def test_add_folder_see_plan_load_and_refusal(make_window, qtbot, tmp_path):
+    folder, model, broken = model_folder(tmp_path)
+    window = make_window()
+    dlg = window.open_model_library()
+    qtbot.waitExposed(dlg)
+    dlg.add_paths([str(folder)])
+    qtbot.waitUntil(lambda: dlg.task is None and dlg.row_of(model) >= 0, timeout=10_000)
+
+    r = dlg.row_of(model)
+    assert (dlg.cell(r, "Architecture"), dlg.cell(r, "Layers"), dlg.cell(r, "Quantization")) == ("llama", "30", "Q4_1")
+    assert dlg.cell(r, "Parameters") == "135 M" and dlg.cell(r, "Context") == "8,192"
+    assert dlg.cell(r, "Memory (est.)").startswith("RAM ") and dlg.cell(r, "Fits").startswith("fits")
+    bad = dlg.row_of(broken)
+    assert dlg.cell(bad, "Architecture").startswith("Refused: ") and "truncated" in dlg.cell(bad, "Architecture")
+    qtbot.waitUntil(lambda: dlg.cell(dlg.row_of(model), "SHA-256") == models.DEFAULT_MODEL_SHA256[:12] + "…",
+                    timeout=10_000)
+
+    dlg.select_path(broken)
+    assert dlg.detail.text().startswith("Refused:") and not dlg.load_selected()
+    dlg.select_path(model)
+    dlg.ctx_spin.setValue(2048)
+    os.makedirs(SHOTS, exist_ok=True)
+    dlg.grab().save(os.path.join(SHOTS, "model_library.png"))
+
+    with qtbot.waitSignal(window.session.model_changed, timeout=60_000) as loaded:
+        qtbot.mouseClick(dlg.load_button, Qt.LeftButton)
+    info = loaded.args[0]
+    assert info["path"] == model and info["n_ctx"] == 2048
+    assert info["load_note"].startswith("Planned: ")
+    assert "2,048 tokens of context" in window.status.model_label.text()
+    assert "Planned: " in window.status.model_label.toolTip()
+
+
+def test_status_bar_click_opens_the_library_and_remove_forgets(make_window, qtbot, tmp_path):
+    folder, model, _broken = model_folder(tmp_path)
+    window = make_window(start_engine=False)
+    qtbot.mouseClick(window.status.model_label, Qt.LeftButton)
+    dlg = window.library_dialog
+    assert dlg is not None and dlg.isVisible()
+    dlg.add_paths([model])
+    qtbot.waitUntil(lambda: dlg.task is None and dlg.row_of(model) >= 0, timeout=10_000)
+    dlg.remove_entry(model)
+    assert dlg.row_of(model) == -1 and os.path.exists(model)
+    dlg.close()
