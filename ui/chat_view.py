@@ -71,6 +71,8 @@ class ChatView(QScrollArea):
     example_chosen = Signal(str)
     regenerate_requested = Signal()
     edit_requested = Signal(int)
+    source_requested = Signal(dict)       # a citation to open
+    sent_report_requested = Signal(dict)  # a reply's meta
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -178,6 +180,8 @@ class ChatView(QScrollArea):
         card = MessageCard(role, message_id)
         card.regenerate_requested.connect(self.regenerate_requested)
         card.edit_requested.connect(self.edit_requested)
+        card.source_requested.connect(self.source_requested)
+        card.sent_report_requested.connect(self.sent_report_requested)
         self._insert(card, align_right=(role == "user"))
         self._cards.append(card)
         if role == "user":

@@ -48,6 +48,11 @@ class EngineClient(QObject):
     reply_cancelled = Signal(str, str)          # request id, text generated before the stop
     request_failed = Signal(str, str, str)      # request id, error kind, message
     status_received = Signal(dict)
+    index_progress = Signal(dict)               # Progress fields (id, phase, done, total, path, bytes_done)
+    index_finished = Signal(dict)               # IndexDone fields (id, summary)
+    sources_listed = Signal(dict)               # SourceList fields (id, collection, sources)
+    citations_received = Signal(str, dict)      # request id, Citations fields
+    search_result = Signal(str, dict)           # request id, SearchResult fields
 
     def __init__(self, parent: QObject | None = None, *, engine_log_path: str | None = None,
                  python: str | None = None, extra_env: dict | None = None):
@@ -137,8 +142,18 @@ class EngineClient(QObject):
         cmd = p.LoadModel(path=path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads)
         return self._send(cmd)
 
-    def chat(self, messages: list[dict], sampling: dict | None = None) -> str:
-        return self._send(p.Chat(messages=list(messages), sampling=dict(sampling or {})))
+    def chat(self, messages: list[dict], sampling: dict | None = None, **sources) -> str:
+        """``sources``: Chat's optional fields (use_sources, collections, data_dir, sources_k)."""
+        return self._send(p.Chat(messages=list(messages), sampling=dict(sampling or {}), **sources))
+
+    def index_paths(self, paths: list[str], collection: str = "default", data_dir: str = "") -> str:
+        return self._send(p.IndexPaths(paths=list(paths), collection=collection, data_dir=data_dir))
+
+    def list_sources(self, collection: str = "default", data_dir: str = "") -> str:
+        return self._send(p.ListSources(collection=collection, data_dir=data_dir))
+
+    def search(self, queries: list[str], k: int = 5, collection: str = "default", data_dir: str = "") -> str:
+        return self._send(p.Search(queries=list(queries), k=k, collection=collection, data_dir=data_dir))
 
     def cancel(self, request_id: str) -> None:
         if request_id in self._in_flight:
@@ -236,6 +251,20 @@ class EngineClient(QObject):
         self.flush_tokens()
         if isinstance(msg, p.ContextTrimmed):
             self.context_trimmed.emit(rid, msg.dropped_messages, msg.prompt_tokens, msg.n_ctx)
+        elif isinstance(msg, p.Citations):
+            self.citations_received.emit(rid, _fields(msg))
+        elif isinstance(msg, p.Progress):
+            self.index_progress.emit(_fields(msg))
+        elif isinstance(msg, p.IndexDone):
+            self._finish(rid)
+            self.index_finished.emit(_fields(msg))
+        elif isinstance(msg, p.SourceList):
+            self._finish(rid)
+            self.sources_listed.emit(_fields(msg))
+        elif isinstance(msg, p.SearchResult):
+            self.search_result.emit(rid, _fields(msg))
+        elif isinstance(msg, p.SearchDone):
+            self._finish(rid)
         elif isinstance(msg, p.ModelLoaded):
             cmd = self._in_flight.get(rid)
             if isinstance(cmd, p.LoadModel):
@@ -258,7 +287,10 @@ class EngineClient(QObject):
 
     def _finish(self, rid: str) -> None:
         self._in_flight.pop(rid, None)
-        if self._ready and not self._in_flight:
+        # An index job runs beside chats on its own engine thread; it does not keep the
+        # engine "generating" in the status bar.
+        if self._ready and not any(not isinstance(c, (p.IndexPaths, p.ListSources, p.Search))
+                                   for c in self._in_flight.values()):
             self._set_state("ready")
 
     def flush_tokens(self) -> None:
@@ -323,7 +355,7 @@ class EngineClient(QObject):
         # Requests that were running are lost with the process; say so, one by one.
         in_flight, self._in_flight = self._in_flight, {}
         for rid, cmd in in_flight.items():
-            if isinstance(cmd, (p.Chat, p.LoadModel)):
+            if isinstance(cmd, (p.Chat, p.LoadModel, p.IndexPaths)):
                 self.request_failed.emit(rid, p.ErrorKind.INTERRUPTED,
                                          "The engine stopped unexpectedly; it is being restarted.")
         self._set_state("crashed")

@@ -33,12 +33,19 @@ from ui.markdown import warm_up
 from ui.session import ChatSession
 from ui.settings_dialog import ConversationSettingsDialog
 from ui.sidebar import Sidebar
+from ui.sources_controller import SourcesController
 from ui.status import StatusBar
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = (1100, 760)
 MODEL_SUFFIX = ".gguf"
+
+
+def _source_paths(mime) -> list[str]:
+    """Dropped local files and folders that are not models: they are for indexing."""
+    return [u.toLocalFile() for u in mime.urls()
+            if u.isLocalFile() and not u.toLocalFile().lower().endswith(MODEL_SUFFIX)] if mime.hasUrls() else []
 
 
 def _gguf_paths(mime) -> list[str]:
@@ -66,6 +73,8 @@ class MainWindow(QMainWindow):
 
         self._build()
         self._build_menus()
+        self.session.data_dir = str(paths.data_dir)
+        self.sources = SourcesController(self)
         self._connect()
         self._restore_geometry()
 
@@ -111,6 +120,7 @@ class MainWindow(QMainWindow):
         self.settings_button.clicked.connect(self.open_settings)
         row.addWidget(self.title_label, 1)
         row.addWidget(self.settings_button)
+        self.header_row = row   # the sources controller adds its buttons here
         col.addWidget(header)
 
         self.banners = BannerArea()
@@ -200,6 +210,7 @@ class MainWindow(QMainWindow):
         self.current_id = cid
         self.sidebar.refresh(cid)
         self.title_label.setText(c.title)
+        self.sources.conversation_opened(cid)
         self._reload_view()
         self._update_composer()
 
@@ -385,7 +396,7 @@ class MainWindow(QMainWindow):
         self.banners.show_banner("model", "error", f"Could not load {name}", message)
 
     def dragEnterEvent(self, event):
-        if _gguf_paths(event.mimeData()):
+        if _gguf_paths(event.mimeData()) or _source_paths(event.mimeData()):
             event.acceptProposedAction()
         else:
             event.ignore()
@@ -395,6 +406,11 @@ class MainWindow(QMainWindow):
         if paths:
             self.add_to_library(paths)
             self.open_model(paths[0])
+            event.acceptProposedAction()
+            return
+        sources = _source_paths(event.mimeData())
+        if sources:
+            self.sources.add_sources(sources)
             event.acceptProposedAction()
 
     # ------------------------------------------------------------------ model library
@@ -477,6 +493,9 @@ class MainWindow(QMainWindow):
         return dialog
 
     def _save_conversation_settings(self, cid: int, values: dict) -> None:
+        c = self.store.conversation(cid)
+        if c is not None and "use_sources" in c.settings:
+            values = {**values, "use_sources": c.settings["use_sources"]}  # not on the dialog
         self.store.set_settings(cid, values)
         log.info("saved settings of conversation %d", cid)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
-    QFrame, QGraphicsOpacityEffect, QHBoxLayout, QLabel, QSizePolicy, QTextBrowser, QToolButton,
+    QFrame, QGraphicsOpacityEffect, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QTextBrowser, QToolButton,
     QVBoxLayout, QWidget,
 )
 
@@ -34,12 +35,29 @@ LEFT_OUT_OPACITY = 0.5
 # rich-text document costs ~1.5 ms per KB (more with coloured code), so without this a long
 # reply would stall the window more with every token.
 SEGMENT_CHARS = 2000
+CITE_SCHEME = "cite"
+_MARKER = re.compile(r"\[(\d{1,3})\](?![^<>]*>)")   # a [n] in text, not inside a tag
+
+
+def link_markers(html_text: str, numbers: set[int]) -> str:
+    """Turn the reply's [n] markers for cited sources into links the card handles."""
+    if not numbers:
+        return html_text
+    return _MARKER.sub(lambda m: (f'<a href="{CITE_SCHEME}:{m.group(1)}" class="cite">[{m.group(1)}]</a>'
+                                  if int(m.group(1)) in numbers else m.group(0)), html_text)
+
+
+def _citation_label(c: dict) -> str:
+    from ui.source_viewer import location
+    # The fusion score is a rank measure (tiny numbers); similarity reads better as a percentage.
+    return f"[{c.get('n')}]  {location(c)}    ·  {float(c.get('similarity', 0)) * 100:.0f}% match"
 
 
 class RichText(QTextBrowser):
     """Read-only rich text that grows to fit its content instead of scrolling."""
 
     copy_block_requested = Signal(int)
+    citation_clicked = Signal(int)    # the n of a [n] marker
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -83,6 +101,11 @@ class RichText(QTextBrowser):
                 self.copy_block_requested.emit(int(url.path()))
             except ValueError:
                 log.debug("bad copy link %s", url.toString())
+        elif url.scheme() == CITE_SCHEME:
+            try:
+                self.citation_clicked.emit(int(url.path()))
+            except ValueError:
+                log.debug("bad citation link %s", url.toString())
         elif url.scheme() in ("http", "https", "mailto"):
             QDesktopServices.openUrl(url)
 
@@ -102,6 +125,8 @@ class MessageCard(QFrame):
 
     regenerate_requested = Signal()
     edit_requested = Signal(int)      # message id
+    source_requested = Signal(dict)   # a citation to open in the viewer
+    sent_report_requested = Signal(dict)  # this reply's meta, for "Show what was sent"
 
     def __init__(self, role: str, message_id: int | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -143,6 +168,15 @@ class MessageCard(QFrame):
         self._body.setSpacing(0)
         outer.addLayout(self._body)
         self.body = self._add_segment()
+        self.citations: list[dict] = []
+        self.citation_buttons: list[QPushButton] = []
+        self.sources_box = QFrame()
+        self.sources_box.setObjectName("sourcesBox")
+        self._sources_layout = QVBoxLayout(self.sources_box)
+        self._sources_layout.setContentsMargins(0, 6, 0, 0)
+        self._sources_layout.setSpacing(3)
+        self.sources_box.hide()
+        outer.addWidget(self.sources_box)
 
         foot = QHBoxLayout()
         foot.setSpacing(6)
@@ -160,10 +194,15 @@ class MessageCard(QFrame):
         self.edit_button = _small_button("Edit", "Edit this message and send it again")
         self.edit_button.clicked.connect(lambda: self.edit_requested.emit(self.message_id or 0))
         self.edit_button.hide()
+        self.sent_button = _small_button("What was sent", "Show the sources, scores and token counts sent with "
+                                         "the question")
+        self.sent_button.clicked.connect(lambda: self.sent_report_requested.emit(dict(self.meta)))
+        self.sent_button.hide()
         foot.addWidget(self.marker, 1 if role == "assistant" else 0)
         foot.addWidget(self.stats)
         foot.addStretch(1)
         foot.addWidget(self.edit_button)
+        foot.addWidget(self.sent_button)
         foot.addWidget(self.regenerate_button)
         foot.addWidget(self.copy_button)
         outer.addLayout(foot)
@@ -195,6 +234,7 @@ class MessageCard(QFrame):
         seg = RichText(self)
         index = len(self._segments)
         seg.copy_block_requested.connect(lambda i, s=index: self._copy_block(s, i))
+        seg.citation_clicked.connect(self.open_citation)
         self._segments.append(seg)
         self._segment_code.append([])
         self._body.addWidget(seg)
@@ -212,7 +252,8 @@ class MessageCard(QFrame):
     def _render_last(self, text: str, streaming: bool) -> None:
         rendered = render_markdown(text, streaming=streaming)
         self._segment_code[-1] = rendered.code_blocks
-        self._segments[-1].setHtml(rendered.html)
+        numbers = {int(c.get("n", 0)) for c in self.citations}
+        self._segments[-1].setHtml(link_markers(rendered.html, numbers))
 
     def _render_assistant(self) -> None:
         if not self._text.startswith(self._frozen_text):
@@ -266,10 +307,45 @@ class MessageCard(QFrame):
         self.stats.setToolTip(self.meta.get("model", ""))
         self.stats.setVisible(bool(stats))
         self.copy_button.setVisible(status != conv.STREAMING)
+        if self.role == "assistant":
+            self.sent_button.setVisible("citations" in self.meta and status != conv.STREAMING)
+            cites = list(self.meta.get("citations") or [])
+            if cites != self.citations:
+                self.set_citations(cites)
         # Re-polish so the stylesheet's [status="…"] rules see the new value.
         for w in (self, self.marker):
             w.style().unpolish(w)
             w.style().polish(w)
+
+    # ------------------------------------------------------------------ sources
+
+    def set_citations(self, citations: list[dict]) -> None:
+        """Source cards under the answer, and [n] markers in it as links."""
+        self.citations = list(citations)
+        for b in self.citation_buttons:
+            b.hide()
+            self._sources_layout.removeWidget(b)
+            b.deleteLater()
+        self.citation_buttons = []
+        for c in self.citations:
+            b = QPushButton(_citation_label(c))
+            b.setObjectName("sourceCard")
+            b.setToolTip(f"{c.get('path', '')}\nscore {float(c.get('score', 0)):.4f} · {c.get('tokens', 0)} tokens"
+                         "\nClick to open the cited lines")
+            b.setCursor(Qt.PointingHandCursor)
+            b.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+            b.clicked.connect(lambda _=False, c=c: self.source_requested.emit(dict(c)))
+            self._sources_layout.addWidget(b)
+            self.citation_buttons.append(b)
+        self.sources_box.setVisible(bool(self.citations))
+        if self._text and not self._streaming:
+            self._reset_segments()
+            self._render()
+
+    def open_citation(self, n: int) -> None:
+        c = next((c for c in self.citations if int(c.get("n", 0)) == n), None)
+        if c is not None:
+            self.source_requested.emit(dict(c))
 
     def set_left_out(self, left_out: bool) -> None:
         if left_out == self.left_out:

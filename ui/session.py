@@ -56,6 +56,7 @@ class ChatSession(QObject):
     model_changed = Signal(dict)                  # model_loaded fields
     model_failed = Signal(str, str)               # path asked for, the engine's message
     conversation_changed = Signal(int)            # title or activity changed: refresh the list
+    citations_received = Signal(int, str, dict)   # conversation id, request id, Citations fields
 
     def __init__(self, store: ConversationStore, settings: Settings, client: EngineClient,
                  parent: QObject | None = None):
@@ -69,6 +70,8 @@ class ChatSession(QObject):
         self._loads: dict[str, str] = {}          # load request id -> path asked for
         self._user_loads: set[str] = set()        # loads the person asked for (saved to settings)
         self._pending: dict[str, Pending] = {}
+        self.data_dir = ""                        # where the index lives; the window sets it
+        client.citations_received.connect(self._on_citations)
         client.tokens_received.connect(self._on_tokens)
         client.context_trimmed.connect(self._on_trimmed)
         client.reply_finished.connect(self._on_finished)
@@ -113,6 +116,35 @@ class ChatSession(QObject):
                 messages.append({"role": m.role, "content": m.content})
                 ids.append(m.id)
         return messages, ids
+
+    # ------------------------------------------------------------------ sources
+
+    def uses_sources(self, cid: int | None) -> bool:
+        """The conversation's "Use my sources" switch (kept in its settings)."""
+        c = self.store.conversation(cid) if cid is not None else None
+        return bool(c and c.settings.get("use_sources"))
+
+    def set_use_sources(self, cid: int, on: bool) -> None:
+        c = self.store.conversation(cid)
+        if c is not None:
+            self.store.set_settings(cid, {**c.settings, "use_sources": bool(on)})
+
+    def _sources_request(self, cid: int) -> dict:
+        if not self.uses_sources(cid):
+            return {}
+        c = self.store.conversation(cid)
+        collections = list(c.settings.get("collections") or ["default"])
+        return {"use_sources": True, "collections": collections, "data_dir": self.data_dir}
+
+    def _on_citations(self, rid: str, fields: dict) -> None:
+        p = self._pending.get(rid)
+        if p is None:
+            return
+        # Kept with the reply, so its source cards and "what was sent" survive a restart.
+        p.meta.update(citations=fields.get("citations", []), sources_dropped=fields.get("dropped", 0),
+                      dropped_chunks=fields.get("dropped_chunks", []), sources_budget=fields.get("budget", {}),
+                      sources_found=fields.get("found", 0))
+        self.citations_received.emit(p.conversation_id, rid, fields)
 
     # ------------------------------------------------------------------ model
 
@@ -208,7 +240,7 @@ class ChatSession(QObject):
         self._ensure_context(int(values["n_ctx"]))
         messages, ids = self.history(cid)
         sampling = {k: values[k] for k in SAMPLING_KEYS}
-        rid = self.client.chat(messages, sampling)
+        rid = self.client.chat(messages, sampling, **self._sources_request(cid))
         self._pending[rid] = Pending(rid, cid, ids)
         log.info("asked for a reply in conversation %d (%s, %d messages)", cid, rid, len(messages))
         self.reply_started.emit(cid, rid)

@@ -1,0 +1,97 @@
+"""Sources in the window, end to end on the real engine process, embedder and default model: a
+folder dropped on the window is indexed in the background with progress, a question with "Use
+my sources" on gets a reply with source cards, and a card opens the cited lines highlighted."""
+
+import os
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+pytestmark = pytest.mark.slow
+
+SHOTS = os.environ.get("LANTERN_SHOTS", "/tmp/shots")
+INDEX_TIMEOUT_MS = 180_000
+
+PAYMENT = "".join(f"2026-03-01 09:{m:02d}:00,000 INFO  [main] com.shop.Web - GET /health 200\n" for m in range(50, 60)) + (
+    "2026-03-01 10:00:03,120 ERROR [pool-2] com.shop.PaymentService - call to gateway timed out after 30000 ms\n"
+    "java.net.SocketTimeoutException: Read timed out\n"
+    "\tat java.net.SocketInputStream.read(SocketInputStream.java:171)\n"
+    "\tat com.shop.PaymentClient.charge(PaymentClient.java:88)\n"
+    "2026-03-01 10:00:04,000 INFO  [main] com.shop.Web - GET /health 200\n")
+SYSLOG = ("Mar  1 09:59:58 web1 kernel: [1234.5] eth0: link up\n"
+          "Mar  1 10:00:01 web1 CRON[311]: (root) CMD (run-parts /etc/cron.hourly)\n")
+NGINX = "".join(f'10.0.0.{i} - - [01/Mar/2026:10:00:0{i} +0000] "POST /api/pay HTTP/1.1" 504 167 "-" "curl/8.0"\n'
+                for i in range(1, 4))
+
+
+def shot(widget, name):
+    os.makedirs(SHOTS, exist_ok=True)
+    widget.grab().save(os.path.join(SHOTS, name))
+
+
+def drop(window, paths):
+    """What dropping files from a file manager does: the window's own dropEvent."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    ev = QDropEvent(QPointF(200, 200), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(ev)
+    return ev
+
+
+def test_drop_index_ask_and_open_the_cited_lines(make_window, wait_reply, qtbot, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "payment.log").write_text(PAYMENT)
+    (logs / "syslog").write_text(SYSLOG)
+    (logs / "access.log").write_text(NGINX)
+    (logs / "core.bin").write_bytes(bytes(range(256)) * 8)
+    window = make_window(max_tokens=48)
+    panel = window.sources.panel
+    progress = []
+    window.client.index_progress.connect(progress.append)
+
+    with qtbot.waitSignal(window.client.index_finished, timeout=INDEX_TIMEOUT_MS) as done:
+        assert drop(window, [logs]).isAccepted()
+        assert panel.isVisible() and panel.job.isVisible() and panel.is_indexing()
+        # The engine keeps answering while it indexes.
+        with wait_reply(window) as replied:
+            window.send_prompt("Say hello.")
+        assert replied.args[2].status == "complete"
+    assert done.args[0]["summary"]["files"] == 3
+    assert progress and not panel.job.isVisible()
+    qtbot.waitUntil(lambda: len(panel.sources) == 4, timeout=30_000)
+    statuses = {os.path.basename(s["path"]): s["status"] for s in panel.sources}
+    assert statuses["payment.log"] == "indexed" and statuses["core.bin"] == "skipped"
+    assert panel.tree.topLevelItemCount() == 4
+    shot(window, "sources_panel.png")
+
+    window.new_chat()
+    window.sources.set_use_sources(True)
+    assert window.session.uses_sources(window.current_id)
+    with wait_reply(window) as replied:
+        window.send_prompt("why did the payment service time out on March 1st around 10:00?")
+    msg = replied.args[2]
+    cites = msg.meta["citations"]
+    assert cites and cites[0]["path"].endswith("payment.log")
+    assert window.store.message(msg.id).meta["citations"] == cites     # survives a restart
+    card = window.chat_view.cards()[-1]
+    assert len(card.citation_buttons) == len(cites) and card.sent_button.isVisible()
+    shot(window, "reply_with_sources.png")
+
+    qtbot.mouseClick(card.citation_buttons[0], Qt.LeftButton)
+    viewer = window.sources.viewer
+    assert viewer is not None and viewer.isVisible() and viewer.from_file
+    first = cites[0]
+    assert viewer.highlighted == list(range(first["line_start"], first["line_end"] + 1))
+    lines = PAYMENT.splitlines()
+    assert [t for _, t in viewer.cited_lines] == lines[first["line_start"] - 1:first["line_end"]]
+    assert viewer.lines[0][0] == max(1, first["line_start"] - 10)    # context above
+    shot(viewer, "source_viewer.png")
+
+    card.open_citation(first["n"])       # what a click on a [n] marker in the text does
+    assert window.sources.viewer.citation["n"] == first["n"]
+    qtbot.mouseClick(card.sent_button, Qt.LeftButton)
+    report = window.sources.report
+    assert report is not None and "Tokens" in report.browser.toPlainText()
+    shot(report, "what_was_sent.png")

@@ -1,0 +1,115 @@
+"""The window's sources features in one place: the Sources panel and its header button, the
+per-conversation "Use my sources" switch, dropped folders, and the viewers a citation opens.
+
+Kept out of MainWindow so the window stays a layout and a router; the window hands this its
+header row and splitter and forwards drops and conversation changes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QToolButton
+
+from ui.sent_report import SentReport
+from ui.source_viewer import SourceViewer
+from ui.sources_panel import SourcesPanel
+
+log = logging.getLogger(__name__)
+
+USE_SOURCES_TIP = ("Answer from your indexed files and cite them. Each answer lists the lines it was given; "
+                   "click a [n] or a source card to open them.")
+
+
+def _header_button(text: str, name: str, tip: str) -> QToolButton:
+    b = QToolButton()
+    b.setObjectName(name)
+    b.setText(text)
+    b.setToolTip(tip)
+    b.setCheckable(True)
+    b.setCursor(Qt.PointingHandCursor)
+    return b
+
+
+class SourcesController(QObject):
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.viewer: SourceViewer | None = None
+        self.report: SentReport | None = None
+        self.panel = SourcesPanel(window.client, str(window.paths.data_dir))
+        self.panel.hide()
+        window.splitter.addWidget(self.panel)
+        window.splitter.setCollapsible(window.splitter.indexOf(self.panel), True)
+
+        self.use_button = _header_button("Use my sources", "useSourcesButton", USE_SOURCES_TIP)
+        self.panel_button = _header_button("Sources", "sourcesButton", "Show the indexed files and add more")
+        row = window.header_row
+        row.insertWidget(row.count() - 1, self.use_button)
+        row.insertWidget(row.count() - 1, self.panel_button)
+
+        self.use_button.toggled.connect(self._on_use_toggled)
+        self.panel_button.toggled.connect(self.show_panel)
+        self.panel.index_requested.connect(self.add_sources)
+        window.chat_view.source_requested.connect(self.open_source)
+        window.chat_view.sent_report_requested.connect(self.show_sent)
+        window.session.citations_received.connect(self._on_citations)
+
+    # ------------------------------------------------------------------ panel and switch
+
+    def show_panel(self, visible: bool = True) -> None:
+        if self.panel_button.isChecked() != visible:
+            self.panel_button.setChecked(visible)   # calls back here once
+            return
+        self.panel.setVisible(visible)
+        if visible:
+            sizes = self.window.splitter.sizes()
+            if len(sizes) == 3 and sizes[2] < 400:
+                self.window.splitter.setSizes([sizes[0], max(400, sizes[1] - 420), 420])
+            self.panel.refresh()
+
+    def add_sources(self, paths: list[str]) -> str:
+        """Index ``paths`` in the background and show the panel following the job."""
+        self.show_panel(True)
+        return self.panel.start([str(p) for p in paths])
+
+    def conversation_opened(self, cid: int | None) -> None:
+        self.use_button.blockSignals(True)
+        self.use_button.setChecked(self.window.session.uses_sources(cid))
+        self.use_button.blockSignals(False)
+
+    def _on_use_toggled(self, on: bool) -> None:
+        cid = self.window.current_id
+        if cid is not None:
+            self.window.session.set_use_sources(cid, on)
+            log.info("conversation %d: use sources %s", cid, on)
+
+    def set_use_sources(self, on: bool) -> None:
+        self.use_button.setChecked(on)
+
+    # ------------------------------------------------------------------ citations
+
+    def _on_citations(self, cid: int, rid: str, fields: dict) -> None:
+        if cid == self.window.current_id:
+            card = self.window.chat_view.streaming_card(rid)
+            if card is not None:
+                card.set_citations(fields.get("citations") or [])
+
+    def open_source(self, citation: dict) -> SourceViewer:
+        if self.viewer is not None:
+            self.viewer.close()
+        self.viewer = SourceViewer(citation, self.window)
+        self.viewer.setAttribute(Qt.WA_DeleteOnClose)
+        self.viewer.destroyed.connect(lambda *_: setattr(self, "viewer", None))
+        self.viewer.show()
+        return self.viewer
+
+    def show_sent(self, meta: dict) -> SentReport:
+        if self.report is not None:
+            self.report.close()
+        self.report = SentReport(meta, self.window)
+        self.report.setAttribute(Qt.WA_DeleteOnClose)
+        self.report.destroyed.connect(lambda *_: setattr(self, "report", None))
+        self.report.show()
+        return self.report
