@@ -69,3 +69,28 @@ def test_status_bar_click_opens_the_library_and_remove_forgets(make_window, qtbo
     dlg.remove_entry(model)
     assert dlg.row_of(model) == -1 and os.path.exists(model)
     dlg.close()
+
+
+def test_download_from_a_local_hub_adds_a_row_and_drop_adds_too(make_window, qtbot, tmp_path):
+    from tests.unit.engine.gguf_writer import tiny_llama
+    from tests.unit.engine.hub_server import FakeHub
+
+    window = make_window(start_engine=False)
+    dlg = window.open_model_library()
+    with FakeHub() as hub:
+        hub.files["org/Tiny-GGUF"] = {"tiny-Q4_K_M.gguf": tiny_llama().build()}
+        dlg.hf_endpoint = hub.endpoint
+        dlg.source_edit.setText("org/Tiny-GGUF")
+        qtbot.mouseClick(dlg.download_button, Qt.LeftButton)
+        target = str(window.paths.models_dir / "tiny-Q4_K_M.gguf")
+        qtbot.waitUntil(lambda: dlg.task is None and dlg.row_of(target) >= 0, timeout=10_000)
+        assert dlg.cell(dlg.row_of(target), "Architecture") == "llama"
+
+        dlg.start_download("org/Nothing-GGUF")
+        qtbot.waitUntil(lambda: dlg.task is None, timeout=10_000)
+        assert "not found (HTTP 404)" in dlg.progress_label.text()
+
+    dropped = tmp_path / "dropped.gguf"
+    tiny_llama(n_layers=1).write(dropped)
+    window.add_to_library([str(dropped)])      # what dropEvent does before loading
+    assert dlg.row_of(str(dropped.absolute())) >= 0
