@@ -117,6 +117,11 @@ class SourcesPanel(QFrame):
         self.summary.setObjectName("sourcesSummary")
         self.summary.setWordWrap(True)
         lay.addWidget(self.summary)
+        self.skipped_label = QLabel()
+        self.skipped_label.setObjectName("skippedSources")
+        self.skipped_label.setWordWrap(True)
+        self.skipped_label.hide()
+        lay.addWidget(self.skipped_label)
 
         self.tree = QTreeWidget()
         self.tree.setObjectName("sourcesTree")
@@ -251,6 +256,13 @@ class SourcesPanel(QFrame):
             total_size += int(s.get("size") or 0)
             total_chunks += int(s.get("chunks") or 0)
         indexed = sum(1 for s in self.sources if s.get("status") in ("indexed", "appending"))
+        skipped = [s for s in self.sources if s.get("status") == "skipped"]
+        # Why a file was left out matters more than the file list: say it in words, not a tooltip.
+        lines = [f"• {Path(s['path']).name}: {s.get('reason') or 'skipped'}" for s in skipped[:4]]
+        if len(skipped) > 4:
+            lines.append(f"… and {len(skipped) - 4} more (hover the list for reasons)")
+        self.skipped_label.setText("Not indexed:\n" + "\n".join(lines) if lines else "")
+        self.skipped_label.setVisible(bool(lines))
         self.hint.setVisible(not self.sources)
         if self.sources:
             self.tree.setHeaderLabels(["File", "Status", "Chunks", "Size"])

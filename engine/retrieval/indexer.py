@@ -37,6 +37,7 @@ from engine.retrieval.vectorstore import VectorStore
 log = logging.getLogger(__name__)
 
 HEAD_LEN = 4096
+EMBED_SLICE = 64   # templates per embedder call between cancel checks (~0.3 s on one core)
 # Folders that hold tools' state, not the user's documents.
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", ".tox", ".cache"}
 
@@ -270,12 +271,21 @@ class Indexer:
             have = self.manifest.cached_vectors(list(set(keys.values())))
             missing = [t for t, k in keys.items() if k not in have]
             if missing:
-                vecs = self.embedder.embed_documents(missing)
-                fresh = {keys[t]: v.astype(np.float32).tobytes() for t, v in zip(missing, vecs)}
+                fresh = {}
+                # In slices, with a cancel check between them: one batch of chunks can hold
+                # thousands of distinct templates, and Cancel must not wait for all of them.
+                for i in range(0, len(missing), EMBED_SLICE):
+                    if self._cancelled():
+                        break
+                    part = missing[i:i + EMBED_SLICE]
+                    vecs = self.embedder.embed_documents(part)
+                    fresh.update({keys[t]: v.astype(np.float32).tobytes() for t, v in zip(part, vecs)})
                 with self.manifest:
-                    self.manifest.cache_vectors(fresh)
+                    self.manifest.cache_vectors(fresh)   # kept for the next run, even if cancelled
                 have.update(fresh)
-                report.templates_embedded += len(missing)
+                report.templates_embedded += len(fresh)
+                if len(fresh) < len(missing):
+                    break
             ids, vectors = [], []
             for cid, texts in pending:
                 vs = [np.frombuffer(have[keys[t]], dtype=np.float32) for t in texts] or \

@@ -124,6 +124,7 @@ class RetrievalSessions:
             raise p.EngineError(p.ErrorKind.BAD_INPUT, "Nothing to index: pass at least one file or folder.")
         last = [0.0]
         read: dict[str, int] = {}   # files reached in the read phase, with their sizes
+        phases = [""]
 
         def progress(phase: str, done: int, total: int, path: str) -> None:
             if phase == "read" and path not in read:
@@ -132,8 +133,10 @@ class RetrievalSessions:
                 except OSError:
                     read[path] = 0
             now = time.monotonic()
-            if now - last[0] >= PROGRESS_EVERY_S or done == total:
+            # A new phase is always shown, so a quick read of small files still says "Reading".
+            if now - last[0] >= PROGRESS_EVERY_S or done == total or phase != phases[-1]:
                 last[0] = now
+                phases.append(phase)
                 emit(p.Progress(id=cmd.id, phase=phase, done=done, total=total, path=path,
                                 bytes_done=sum(read.values())))
 

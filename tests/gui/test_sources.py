@@ -7,6 +7,7 @@ import os
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +28,7 @@ NGINX = "".join(f'10.0.0.{i} - - [01/Mar/2026:10:00:0{i} +0000] "POST /api/pay H
 
 def shot(widget, name):
     os.makedirs(SHOTS, exist_ok=True)
+    QApplication.processEvents()   # let layouts settle after the last signal
     widget.grab().save(os.path.join(SHOTS, name))
 
 
@@ -49,7 +51,12 @@ def test_drop_index_ask_and_open_the_cited_lines(make_window, wait_reply, qtbot,
     window = make_window(max_tokens=48)
     panel = window.sources.panel
     progress = []
-    window.client.index_progress.connect(progress.append)
+
+    def on_progress(ev):
+        if not progress:
+            shot(panel, "sources_progress.png")   # the job as the person sees it, mid-run
+        progress.append(ev)
+    window.client.index_progress.connect(on_progress)
 
     with qtbot.waitSignal(window.client.index_finished, timeout=INDEX_TIMEOUT_MS) as done:
         assert drop(window, [logs]).isAccepted()
@@ -60,6 +67,7 @@ def test_drop_index_ask_and_open_the_cited_lines(make_window, wait_reply, qtbot,
         assert replied.args[2].status == "complete"
     assert done.args[0]["summary"]["files"] == 3
     assert progress and not panel.job.isVisible()
+    assert any(ev["phase"] == "read" and ev["bytes_done"] > 0 for ev in progress)
     qtbot.waitUntil(lambda: len(panel.sources) == 4, timeout=30_000)
     statuses = {os.path.basename(s["path"]): s["status"] for s in panel.sources}
     assert statuses["payment.log"] == "indexed" and statuses["core.bin"] == "skipped"

@@ -60,6 +60,15 @@ def test_index_then_search_json(tmp_path):
     r = lantern("search", "x", "--level", "loud", data_dir=tmp_path / "data")
     assert r.returncode == 1 and "Unknown level" in r.stderr and "Traceback" not in r.stderr
 
+    # `ask` answers from the index by default once there is one, citing like search does.
+    r = lantern("ask", "why could the order not be placed?", "--json", "--max-tokens", "16", "--seed", "1",
+                data_dir=tmp_path / "data")
+    assert r.returncode == 0, r.stderr
+    cites = json.loads(r.stdout)["citations"]
+    assert cites and set(cites[0]) == {"path", "line_start", "line_end", "page", "score", "text"}
+    assert (cites[0]["path"], cites[0]["line_start"], cites[0]["line_end"]) == (str(logs / "app.log"), 2, 6)
+    assert "[1] " + str(logs / "app.log") + ":2-6" in r.stderr
+
 
 def _corpus(root: Path, files: int, lines: int) -> None:
     root.mkdir()

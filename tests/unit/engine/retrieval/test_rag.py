@@ -84,7 +84,7 @@ def test_chat_is_answered_while_an_index_job_runs(engine, tmp_path):
     for f in range(3):
         (logs / f"svc{f}.log").write_text("".join(
             f"2026-03-0{f + 1} 10:{i // 60 % 60:02d}:{i % 60:02d},000 INFO [w] {' '.join(rng.sample(vocab, 6))}\n"
-            for i in range(1000)))
+            for i in range(600)))
     index_id = engine.send(p.IndexPaths(paths=[str(logs)], data_dir=str(tmp_path / "data")))
     time.sleep(0.3)
     t0 = time.monotonic()
