@@ -83,6 +83,7 @@ def test_drop_index_ask_and_open_the_cited_lines(make_window, wait_reply, qtbot,
     cites = msg.meta["citations"]
     assert cites and cites[0]["path"].endswith("payment.log")
     assert window.store.message(msg.id).meta["citations"] == cites     # survives a restart
+    window._reload_view()                # as after a restart: the cards come back from the store
     card = window.chat_view.cards()[-1]
     assert len(card.citation_buttons) == len(cites) and card.sent_button.isVisible()
     shot(window, "reply_with_sources.png")

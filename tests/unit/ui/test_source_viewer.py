@@ -1,0 +1,45 @@
+"""The citation viewer shows the cited lines of the file, highlighted with context, and falls back
+to the quoted text, saying so, when the file moved or changed; the sent report warns on drops."""
+
+from ui.sent_report import SentReport, report_html
+from ui.source_viewer import SourceViewer
+
+
+def cite(path, start, end, text, n=1):
+    return {"n": n, "path": str(path), "line_start": start, "line_end": end, "page": None, "score": 0.03,
+            "text": text, "tokens": 12}
+
+
+def test_cited_lines_are_highlighted_with_ten_lines_of_context(qtbot, tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"line {i}\n" for i in range(1, 41)))
+    v = SourceViewer(cite(log, 20, 21, "line 20\nline 21"))
+    qtbot.addWidget(v)
+    assert v.from_file and not v.note.isVisibleTo(v)
+    assert v.highlighted == [20, 21] and [n for n, _ in v.lines] == list(range(10, 32))
+    assert "20  line 20" in v.text.toPlainText()
+
+
+def test_a_moved_file_shows_the_quoted_text_and_says_so(qtbot, tmp_path):
+    v = SourceViewer(cite(tmp_path / "gone.log", 5, 6, "quoted a\nquoted b"))
+    qtbot.addWidget(v)
+    assert not v.from_file and v.note.isVisibleTo(v) and "could not be read" in v.note.text()
+    assert v.cited_lines == [(5, "quoted a"), (6, "quoted b")]
+
+
+def test_a_changed_file_is_flagged(qtbot, tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("a\nb\nc\n")
+    v = SourceViewer(cite(log, 2, 2, "something else"))
+    qtbot.addWidget(v)
+    assert v.from_file and "changed" in v.note.text()
+
+
+def test_report_warns_when_sources_were_dropped(qtbot):
+    meta = {"citations": [cite("/l/a.log", 1, 2, "x")], "sources_budget": {"prompt": 900, "n_ctx": 1024},
+            "dropped_chunks": [{"path": "/l/b.log", "line_start": 3, "line_end": 3, "score": 0.01, "tokens": 400}]}
+    r = SentReport(meta)
+    qtbot.addWidget(r)
+    text = r.browser.toPlainText()
+    assert r.warning_shown and "left out to fit the context window" in text and "b.log:3" in text
+    assert "nothing indexed matched" in report_html({"citations": [], "sources_found": 3})
