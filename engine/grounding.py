@@ -25,8 +25,9 @@ CITE_INSTRUCTIONS = (
     "square brackets, like [1] or [2]. If the sources do not answer the question, say so."
 )
 NOTHING_FOUND = (
-    "The user asked about their indexed files, but no indexed source matched the question. Say that "
-    "their sources do not contain the answer; do not invent log lines, files or causes."
+    "No source in the user's indexed files matched this question. If the question is about their files "
+    "or logs, say that their sources do not contain the answer; do not invent log lines, files or "
+    "causes. Otherwise answer it normally."
 )
 NOTHING_FITS = (
     "Sources matched the question but none fitted in the context window. Say that the answer could "

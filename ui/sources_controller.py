@@ -70,9 +70,15 @@ class SourcesController(QObject):
             self.panel.refresh()
 
     def add_sources(self, paths: list[str]) -> str:
-        """Index ``paths`` in the background and show the panel following the job."""
+        """Index ``paths`` in the background and show the panel following the job.
+
+        Adding sources switches "Use my sources" on in the open conversation: a person who just
+        dropped their logs means to ask about them, and the switch shows it can be turned off."""
         self.show_panel(True)
-        return self.panel.start([str(p) for p in paths])
+        rid = self.panel.start([str(p) for p in paths])
+        if self.window.current_id is not None:
+            self.set_use_sources(True)
+        return rid
 
     def conversation_opened(self, cid: int | None) -> None:
         self.use_button.blockSignals(True)

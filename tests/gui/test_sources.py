@@ -74,8 +74,10 @@ def test_drop_index_ask_and_open_the_cited_lines(make_window, wait_reply, qtbot,
     assert panel.tree.topLevelItemCount() == 4
     shot(window, "sources_panel.png")
 
+    assert window.session.uses_sources(window.current_id)    # adding sources switched it on here
     window.new_chat()
-    window.sources.set_use_sources(True)
+    assert not window.sources.use_button.isChecked()        # a new conversation starts without
+    qtbot.mouseClick(window.sources.use_button, Qt.LeftButton)
     assert window.session.uses_sources(window.current_id)
     with wait_reply(window) as replied:
         window.send_prompt("why did the payment service time out on March 1st around 10:00?")
