@@ -58,14 +58,19 @@ def test_drop_index_ask_and_open_the_cited_lines(make_window, wait_reply, qtbot,
         progress.append(ev)
     window.client.index_progress.connect(on_progress)
 
-    with qtbot.waitSignal(window.client.index_finished, timeout=INDEX_TIMEOUT_MS) as done:
-        assert drop(window, [logs]).isAccepted()
-        assert panel.isVisible() and panel.job.isVisible() and panel.is_indexing()
-        # The engine keeps answering while it indexes.
-        with wait_reply(window) as replied:
-            window.send_prompt("Say hello.")
-        assert replied.args[2].status == "complete"
-    assert done.args[0]["summary"]["files"] == 3
+    finished, failed = [], []
+    window.client.index_finished.connect(finished.append)
+    window.client.request_failed.connect(lambda rid, kind, msg: failed.append((rid, kind, msg)))
+    window.client.engine_crashed.connect(lambda tail: failed.append(("crash", "", tail)))
+    assert drop(window, [logs]).isAccepted()
+    assert panel.isVisible() and panel.job.isVisible() and panel.is_indexing()
+    # The engine keeps answering while it indexes.
+    with wait_reply(window) as replied:
+        window.send_prompt("Say hello.")
+    assert replied.args[2].status == "complete", (replied.args[2].meta, failed)
+    qtbot.waitUntil(lambda: bool(finished or failed), timeout=INDEX_TIMEOUT_MS)
+    assert finished and not failed, (failed, window.client.stderr_tail())
+    assert finished[0]["summary"]["files"] == 3
     assert progress and not panel.job.isVisible()
     assert any(ev["phase"] == "read" and ev["bytes_done"] > 0 for ev in progress)
     qtbot.waitUntil(lambda: len(panel.sources) == 4, timeout=30_000)
