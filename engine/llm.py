@@ -103,9 +103,12 @@ def _model_name(meta: dict, path: Path) -> str:
 
 
 class LlamaBackend:
-    def __init__(self):
+    def __init__(self, planner_factory=None):
         self._llm = None
         self.model: LoadedModel | None = None
+        # Builds the ModelPlanner that checks RAM before each load; tests hand in one with a
+        # fixed device list (the narrow seam: everything after it is the real load).
+        self._planner_factory = planner_factory
 
     # ------------------------------------------------------------------ loading
 
@@ -120,6 +123,7 @@ class LlamaBackend:
         if 0 < info.context_length < n_ctx:
             # Past its training context a model produces garbage; cap it before allocating.
             n_ctx = info.context_length
+        n_ctx, fit_note = self._check_ram(info, n_ctx, n_gpu_layers)
         import llama_cpp  # heavy native import, only in the engine process and only now
 
         threads = n_threads or default_threads()
@@ -135,7 +139,7 @@ class LlamaBackend:
                 verbose=False,
             )
 
-        load_note = ""
+        load_note = fit_note
         retried = False
         try:
             try:
@@ -203,6 +207,21 @@ class LlamaBackend:
         )
         log.info("loaded %s (n_ctx=%d, threads=%d) in %.0f ms", header.path, llm.n_ctx(), threads, load_ms)
         return self.model
+
+    def _check_ram(self, info, n_ctx: int, n_gpu_layers: int) -> tuple[int, str]:
+        """Refuse, with the numbers, a model that cannot fit in the RAM available now, or
+        lower its context to what fits, before llama.cpp maps anything. With mmap a too-large
+        model would otherwise "load" and then be killed by the OS in the middle of a reply."""
+        from engine.planner import ModelPlanner, fmt_bytes
+
+        planner = self._planner_factory() if self._planner_factory else ModelPlanner()
+        plan = planner.plan(info, n_ctx, n_gpu_layers=max(0, n_gpu_layers))  # raises out_of_memory
+        if plan.n_ctx < n_ctx:
+            note = (f"Context lowered from {n_ctx} to {plan.n_ctx} tokens to fit in the "
+                    f"{fmt_bytes(planner.ram_free)} of RAM available (estimate {fmt_bytes(plan.ram_bytes)}).")
+            log.warning(note)
+            return plan.n_ctx, note
+        return n_ctx, ""
 
     @staticmethod
     def _token_text(llm, token: int) -> str:
