@@ -9,6 +9,7 @@ the same conversation, and our own sandboxed chat template.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import logging
 import os
 import random
@@ -100,6 +101,22 @@ def _model_name(meta: dict, path: Path) -> str:
     # The file name is what the person chose and recognises; general.name is often an
     # internal training-run label ("Smollm2 135M 8k Lc100K Mix1 Ep2").
     return path.stem or meta.get("general.name", "model")
+
+
+# The embedder shares this process's RAM with the model. Measured here: loading
+# all-MiniLM-L6-v2 with torch and embedding one batch grew RSS by 482 MiB.
+EMBEDDER_RAM_RESERVE = 512 * 1024 * 1024
+
+
+def _embedder_reserve() -> int:
+    """RAM to keep for the embedder when it may load later in this process (once loaded, its
+    memory is already missing from what the OS reports as available)."""
+    import importlib.util
+    import sys
+
+    if "sentence_transformers" in sys.modules or importlib.util.find_spec("sentence_transformers") is None:
+        return 0
+    return EMBEDDER_RAM_RESERVE
 
 
 class LlamaBackend:
@@ -214,7 +231,14 @@ class LlamaBackend:
         model would otherwise "load" and then be killed by the OS in the middle of a reply."""
         from engine.planner import ModelPlanner, fmt_bytes
 
-        planner = self._planner_factory() if self._planner_factory else ModelPlanner()
+        if self._planner_factory:
+            planner = self._planner_factory()
+        else:
+            planner = ModelPlanner()
+            reserve = _embedder_reserve()
+            if reserve:
+                planner.devices = [dataclasses.replace(d, free_bytes=max(0, d.free_bytes - reserve))
+                                   if d.kind == "cpu" else d for d in planner.devices]
         plan = planner.plan(info, n_ctx, n_gpu_layers=max(0, n_gpu_layers))  # raises out_of_memory
         if plan.n_ctx < n_ctx:
             note = (f"Context lowered from {n_ctx} to {plan.n_ctx} tokens to fit in the "
