@@ -153,3 +153,28 @@ def json_blocks(lines: list[str], first_line: int = 1) -> list[Record]:
             out.append(Record(first_line + i, first_line + i + len(part) - 1, "\n".join(part),
                               message="\n".join(part)))
     return out
+
+
+def text_blocks(lines: list[str], first_line: int = 1, max_lines: int = 6) -> list[Record]:
+    """Paragraphs of extracted text (PDF pages), split at blank lines and every ``max_lines``:
+    extraction often loses the blank lines, and a whole page in one block would cite too much."""
+    out: list[Record] = []
+    cur: list[str] = []
+    start = first_line
+
+    def flush():
+        if cur:
+            out.append(Record(start, start + len(cur) - 1, "\n".join(cur), message=cur[0]))
+
+    for i, line in enumerate(lines):
+        n = first_line + i
+        if not line.strip():
+            flush()
+            cur, start = [], n + 1
+            continue
+        if len(cur) >= max_lines:
+            flush()
+            cur, start = [], n
+        cur.append(line)
+    flush()
+    return out

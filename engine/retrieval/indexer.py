@@ -212,6 +212,9 @@ class Indexer:
         else:
             offset, first_line, encoding = src.offset, src.next_line, src.encoding or None
 
+        if src.kind in loaders.DOCUMENT_KINDS:
+            self._index_document(collection, s, src, report)
+            return
         loaded = loaders.load_lines(s.path, offset, first_line, encoding)
         report.bytes_read += loaded.end_offset - offset
         if offset and loaded.lines:
@@ -229,6 +232,28 @@ class Indexer:
         with self.manifest:
             if not offset:
                 report.chunks_removed += self.manifest.drop_chunks(collection, s.path)
+            report.chunks_added += self.manifest.add_chunks(collection, s.path, src.stream_id, chunks)
+            self.manifest.put_source(src)
+
+    def _index_document(self, collection: str, s: _Seen, src: Source, report: IndexReport) -> None:
+        """A PDF (chunks per page, lines within the page) or a .docx (lines are body blocks)."""
+        # Imported here: each pulls its parser at first use, and most folders hold neither.
+        if src.kind == "pdf":
+            from engine.retrieval import pdf
+            chunks = [c for page, records in pdf.page_records(s.path)
+                      for c in chunk_records(records, src.stream_id, is_log=False, page=page)]
+        else:
+            from engine.retrieval import word
+            chunks = chunk_records(word.records(s.path), src.stream_id, is_log=False)
+        st = s.st
+        report.bytes_read += st.st_size
+        src.size, src.mtime, src.inode, src.dev = st.st_size, st.st_mtime, st.st_ino, st.st_dev
+        src.head_len = min(len(s.head), HEAD_LEN)
+        src.head_hash = _head_hash(s.head, src.head_len)
+        src.offset, src.next_line = st.st_size, 1 + max((c.line_end for c in chunks), default=0)
+        src.encoding, src.status, src.reason = "", "ok", ""
+        with self.manifest:
+            report.chunks_removed += self.manifest.drop_chunks(collection, s.path)
             report.chunks_added += self.manifest.add_chunks(collection, s.path, src.stream_id, chunks)
             self.manifest.put_source(src)
 

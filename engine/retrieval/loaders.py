@@ -32,7 +32,10 @@ MAX_READ_BYTES = 256 << 20
 # Rotation suffixes: app.log.1, app.log.2.gz, app.log-20240101, app.log.2024-01-01.gz
 _ROTATED = re.compile(r"(\.\d{1,3}|[.-]\d{8}|[.-]\d{4}-\d{2}-\d{2})?(\.gz)?$")
 
-KINDS = ("text", "markdown", "html", "csv", "json", "jsonl")
+KINDS = ("text", "markdown", "html", "csv", "json", "jsonl", "pdf", "docx")
+# Binary formats with a parser of their own (engine.retrieval.pdf / .word); they have pages or
+# blocks instead of byte lines, and are always redone whole.
+DOCUMENT_KINDS = frozenset({"pdf", "docx"})
 # Kinds that grow at the end and are read from the stored offset; the others are redone whole.
 APPENDABLE = frozenset({"text", "jsonl"})
 
@@ -183,6 +186,11 @@ def _check_line_lengths(lines: list[str], first_line: int) -> None:
 
 def classify(path: str, head: bytes) -> str:
     """One of KINDS, from the extension (structure) and the content (text or not)."""
+    # Checked by magic before the text test, which would call these binary.
+    if head.lstrip().startswith(b"%PDF-"):
+        return "pdf"
+    if head.startswith(b"PK\x03\x04") and path.lower().endswith((".docx", ".docm")):
+        return "docx"
     detect_encoding(head)  # raises SkipFile for binary content, whatever the name says
     name = Path(path).name.lower()
     if name.endswith(".gz"):
