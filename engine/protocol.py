@@ -25,7 +25,10 @@ from typing import Any, ClassVar
 # 1.1: IndexPaths/Search and their events; ModelLoaded.load_note, n_gpu_layers
 # 1.2: Chat.use_sources/collections/data_dir/chroma_url/sources_k, the Citations event,
 #      ListSources/SourceList, Progress.bytes_done/bytes_total
-PROTOCOL_VERSION = "1.2"
+# 1.3: RemoveSources/SourcesRemoved, WatchSources/WatchState, IndexPaths.exclude; the engine
+#      re-indexes watched sources on its own, with Progress/IndexDone ids starting "watch-"
+PROTOCOL_VERSION = "1.3"
+WATCH_ID_PREFIX = "watch-"
 
 # Largest line we accept. A chat history is big, but not this big; a longer line means a
 # confused peer and we would rather drop it than buffer without bound.
@@ -216,6 +219,30 @@ class IndexPaths(Command):
     collection: str = "default"
     data_dir: str = ""       # where manifest.sqlite and chroma/ live (the app's data dir)
     chroma_url: str = ""     # a Chroma server instead of the embedded store
+    exclude: list = field(default_factory=list)  # files or folders under ``paths`` to leave out
+
+
+@dataclass
+class RemoveSources(Command):
+    """Take files or folders out of a collection: their chunks, lexical rows and vectors go, and
+    they are no longer watched. Answered by SourcesRemoved."""
+    TYPE: ClassVar[str] = "remove_sources"
+    paths: list = field(default_factory=list)
+    collection: str = "default"
+    data_dir: str = ""
+    chroma_url: str = ""
+
+
+@dataclass
+class WatchSources(Command):
+    """Turn watching on or off for some indexed roots (``paths``) or a whole collection (no
+    paths). Indexed sources are watched by default while the engine runs. Answered by WatchState."""
+    TYPE: ClassVar[str] = "watch_sources"
+    enabled: bool = True
+    paths: list = field(default_factory=list)
+    collection: str = "default"
+    data_dir: str = ""
+    chroma_url: str = ""
 
 
 @dataclass
@@ -345,6 +372,21 @@ class SourceList(Event):
     TYPE: ClassVar[str] = "source_list"
     collection: str = ""
     sources: list = field(default_factory=list)  # [{path, status, reason, size, chunks, indexed_at}]
+
+
+@dataclass
+class SourcesRemoved(Event):
+    TYPE: ClassVar[str] = "sources_removed"
+    collection: str = ""
+    paths: list = field(default_factory=list)   # the files that left the index
+    chunks_removed: int = 0
+
+
+@dataclass
+class WatchState(Event):
+    TYPE: ClassVar[str] = "watch_state"
+    collection: str = ""
+    roots: list = field(default_factory=list)   # [{path, enabled}] of the collection's watched roots
 
 
 @dataclass

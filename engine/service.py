@@ -22,6 +22,7 @@ from engine import protocol as p
 from engine.llm import GenerationCancelled, LlamaBackend
 from engine.load_plan import AUTO as AUTO_LAYERS, planned_layers
 from engine.models import default_model_path
+from engine.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class EngineService:
         self._index_jobs: queue.Queue = queue.Queue()
         self._indexer: threading.Thread | None = None
         self.stopped = threading.Event()
+        # Indexed roots are polled for changes; what changed is queued like any index job.
+        self.watcher = Watcher(self._queue_index)
         self._worker = threading.Thread(target=self._run, args=(self._jobs, True), name="engine-worker",
                                         daemon=True)
         self._worker.start()
@@ -49,6 +52,8 @@ class EngineService:
             p.LoadModel: self._queue,
             p.Chat: self._queue,
             p.IndexPaths: self._queue_index,
+            p.RemoveSources: self._on_remove,
+            p.WatchSources: lambda cmd: self._emit(self.watcher.set_enabled(cmd)),
             p.Search: self._queue,
             p.ListSources: self._queue,
             p.Cancel: self._on_cancel,
@@ -68,6 +73,7 @@ class EngineService:
 
     def close(self, timeout: float = 5.0) -> None:
         self._on_shutdown(p.Shutdown())
+        self.watcher.close(timeout)
         self._worker.join(timeout)
         if self._indexer is not None:
             self._indexer.join(timeout)
@@ -91,6 +97,12 @@ class EngineService:
                                                  name="engine-indexer", daemon=True)
                 self._indexer.start()
         self._index_jobs.put(cmd)
+
+    def _on_remove(self, cmd: p.RemoveSources) -> None:
+        # Unwatched now, not when the removal runs: a watch job already queued must not bring
+        # the removed files back (it reads its exclusions when it starts).
+        self.watcher.removed(cmd)
+        self._queue_index(cmd)
 
     def _on_cancel(self, cmd: p.Cancel) -> None:
         with self._lock:
@@ -136,7 +148,12 @@ class EngineService:
                     self._load(cmd)
                 elif isinstance(cmd, p.Chat):
                     self._chat(cmd, cancel)
-                elif isinstance(cmd, (p.IndexPaths, p.Search, p.ListSources)):
+                elif isinstance(cmd, p.IndexPaths):
+                    if self.watcher.before_index(cmd):
+                        self._retrieval_work(cmd, cancel)
+                    else:
+                        self._emit(p.Cancelled(id=cmd.id))
+                elif isinstance(cmd, (p.Search, p.ListSources, p.RemoveSources)):
                     self._retrieval_work(cmd, cancel)
             except p.EngineError as e:
                 self._emit(p.Failed.from_error(cmd.id, e))
@@ -146,6 +163,8 @@ class EngineService:
                                     message=f"Internal error in the engine: {type(e).__name__}: {e}",
                                     environment=False))
             finally:
+                if isinstance(cmd, p.IndexPaths):
+                    self.watcher.after_index(cmd)
                 if owns_state:
                     self.state = "idle"
                 with self._lock:
@@ -195,7 +214,7 @@ class EngineService:
             return mine
 
     def _retrieval_work(self, cmd: p.Command, cancel: threading.Event) -> None:
-        indexer = isinstance(cmd, p.IndexPaths)
+        indexer = isinstance(cmd, (p.IndexPaths, p.RemoveSources))
         if not indexer:
             self.state = "searching"
         self._sessions(indexer).handle(cmd, self._emit, cancel)

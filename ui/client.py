@@ -51,6 +51,7 @@ class EngineClient(QObject):
     index_progress = Signal(dict)               # Progress fields (id, phase, done, total, path, bytes_done)
     index_finished = Signal(dict)               # IndexDone fields (id, summary)
     sources_listed = Signal(dict)               # SourceList fields (id, collection, sources)
+    sources_removed = Signal(dict)              # SourcesRemoved fields (id, collection, paths, chunks_removed)
     citations_received = Signal(str, dict)      # request id, Citations fields
     search_result = Signal(str, dict)           # request id, SearchResult fields
 
@@ -151,6 +152,9 @@ class EngineClient(QObject):
 
     def list_sources(self, collection: str = "default", data_dir: str = "") -> str:
         return self._send(p.ListSources(collection=collection, data_dir=data_dir))
+
+    def remove_sources(self, paths: list[str], collection: str = "default", data_dir: str = "") -> str:
+        return self._send(p.RemoveSources(paths=list(paths), collection=collection, data_dir=data_dir))
 
     def search(self, queries: list[str], k: int = 5, collection: str = "default", data_dir: str = "") -> str:
         return self._send(p.Search(queries=list(queries), k=k, collection=collection, data_dir=data_dir))
@@ -261,6 +265,11 @@ class EngineClient(QObject):
         elif isinstance(msg, p.SourceList):
             self._finish(rid)
             self.sources_listed.emit(_fields(msg))
+        elif isinstance(msg, p.SourcesRemoved):
+            self._finish(rid)
+            self.sources_removed.emit(_fields(msg))
+        elif isinstance(msg, p.WatchState):
+            self._finish(rid)
         elif isinstance(msg, p.SearchResult):
             self.search_result.emit(rid, _fields(msg))
         elif isinstance(msg, p.SearchDone):
@@ -289,7 +298,7 @@ class EngineClient(QObject):
         self._in_flight.pop(rid, None)
         # An index job runs beside chats on its own engine thread; it does not keep the
         # engine "generating" in the status bar.
-        if self._ready and not any(not isinstance(c, (p.IndexPaths, p.ListSources, p.Search))
+        if self._ready and not any(not isinstance(c, (p.IndexPaths, p.ListSources, p.Search, p.RemoveSources))
                                    for c in self._in_flight.values()):
             self._set_state("ready")
 

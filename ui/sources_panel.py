@@ -3,7 +3,9 @@
 Indexing runs in the engine on a thread of its own, so the person keeps chatting while a
 folder is read; this panel shows how far it got (files, megabytes, an ETA from the rate so
 far) and can cancel it. The list comes from the engine's manifest (ListSources), refreshed
-when a job ends, so it shows what search will really find, not what was asked for.
+when a job ends, so it shows what search will really find, not what was asked for. The
+engine watches indexed folders and re-indexes what changed on its own ("watch-" jobs); the
+list refreshes after those too. A file or folder can be removed from the index here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import (
     QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
 )
 
+from engine.protocol import WATCH_ID_PREFIX
 from ui.client import EngineClient
 
 log = logging.getLogger(__name__)
@@ -82,7 +85,7 @@ class SourcesPanel(QFrame):
         head.addWidget(self.add_button)
         lay.addLayout(head)
 
-        self.hint = QLabel("Drop folders or files (logs, text, markdown, HTML, CSV, JSON) on the window, "
+        self.hint = QLabel("Drop folders or files (logs, text, markdown, HTML, CSV, JSON, PDF, Word) on the window, "
                            "or use Add sources. Then switch on “Use my sources” to ask about them.")
         self.hint.setObjectName("panelHint")
         self.hint.setWordWrap(True)
@@ -139,11 +142,27 @@ class SourcesPanel(QFrame):
         # Long names and skip reasons are elided; the full text is in the tooltip.
         self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.tree.setTextElideMode(Qt.ElideRight)
+        self.tree.setSelectionMode(QTreeWidget.ExtendedSelection)
+        self.tree.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._tree_menu)
+        self.tree.itemSelectionChanged.connect(
+            lambda: self.remove_button.setEnabled(bool(self.selected_paths())))
         lay.addWidget(self.tree, 1)
+        foot = QHBoxLayout()
+        self.remove_button = QPushButton("Remove from index")
+        self.remove_button.setObjectName("removeSources")
+        self.remove_button.setToolTip("Forget the selected files: search and answers stop using them. "
+                                      "The files themselves are not touched.")
+        self.remove_button.setEnabled(False)
+        self.remove_button.clicked.connect(lambda: self.remove(self.selected_paths()))
+        foot.addStretch(1)
+        foot.addWidget(self.remove_button)
+        lay.addLayout(foot)
 
         client.index_progress.connect(self._on_progress)
         client.index_finished.connect(self._on_finished)
         client.sources_listed.connect(self._on_listed)
+        client.sources_removed.connect(self._on_removed)
         client.request_failed.connect(self._on_failed)
         client.reply_cancelled.connect(lambda rid, _text: self.job_cancelled(rid))
 
@@ -179,6 +198,37 @@ class SourcesPanel(QFrame):
             self.cancel_button.setEnabled(False)
             self.job_detail.setText("Stopping… (what was read so far is kept)")
 
+    def selected_paths(self) -> list[str]:
+        return [str(it.data(0, Qt.UserRole)) for it in self.tree.selectedItems() if it.data(0, Qt.UserRole)]
+
+    def remove(self, paths: list[str]) -> str:
+        """Take ``paths`` out of the index (and out of watching); the list refreshes after."""
+        if not paths:
+            return ""
+        self.remove_button.setEnabled(False)
+        log.info("removing %d source(s) from %s", len(paths), self.collection)
+        return self.client.remove_sources(paths, self.collection, self.data_dir)
+
+    def _tree_menu(self, pos) -> None:
+        item = self.tree.itemAt(pos)
+        if item is None:
+            return
+        if not item.isSelected():
+            self.tree.setCurrentItem(item)
+        paths = self.selected_paths()
+        menu = QMenu(self.tree)
+        label = "Remove from index" if len(paths) == 1 else f"Remove {len(paths)} files from index"
+        menu.addAction(label, lambda: self.remove(paths))
+        menu.popup(self.tree.viewport().mapToGlobal(pos))
+
+    def _on_removed(self, ev: dict) -> None:
+        if ev.get("collection") != self.collection:
+            return
+        n = len(ev.get("paths") or [])
+        self._last_run = f"Removed {n} file(s) from the index."
+        self.summary.setText(self._last_run)
+        self.refresh()
+
     def refresh(self) -> str:
         return self.client.list_sources(self.collection, self.data_dir)
 
@@ -208,6 +258,9 @@ class SourcesPanel(QFrame):
             self.job_detail.setToolTip(str(ev["path"]))
 
     def _on_finished(self, ev: dict) -> None:
+        if str(ev.get("id", "")).startswith(WATCH_ID_PREFIX):
+            self.refresh()   # the engine read new lines or files in a watched folder
+            return
         if ev.get("id") != self.job_id:
             return
         self.job_id = ""
@@ -247,6 +300,7 @@ class SourcesPanel(QFrame):
             item = QTreeWidgetItem([Path(s["path"]).name, status, str(s.get("chunks", 0)),
                                     human_size(int(s.get("size") or 0))])
             item.setToolTip(0, s["path"])
+            item.setData(0, Qt.UserRole, s["path"])
             item.setToolTip(1, status)
             if s.get("status") == "skipped":
                 item.setForeground(1, QColor("#9a6700"))

@@ -68,8 +68,9 @@ class _Seen:
     head: bytes
 
 
-def walk(paths: list[str], report: IndexReport) -> list[str]:
-    """Files under ``paths`` (absolute, links not resolved so citations name what the user gave)."""
+def walk(paths: list[str], report: IndexReport, exclude: list[str] = ()) -> list[str]:
+    """Files under ``paths`` (absolute, links not resolved so citations name what the user gave),
+    less those under ``exclude`` (sources the person removed from a watched folder)."""
     out: list[str] = []
     for raw in paths:
         p = os.path.abspath(os.path.expanduser(raw))
@@ -82,7 +83,7 @@ def walk(paths: list[str], report: IndexReport) -> list[str]:
             out.append(p)
         else:
             report.skipped.append({"path": p, "reason": "no such file or folder"})
-    return out
+    return [f for f in out if not under(f, exclude)] if exclude else out
 
 
 def _head_hash(head: bytes, n: int) -> str:
@@ -103,12 +104,14 @@ class Indexer:
         self._progress = progress or (lambda *a: None)
         self._cancelled = cancelled
 
-    def index(self, paths: list[str], collection: str = "default") -> IndexReport:
+    def index(self, paths: list[str], collection: str = "default", exclude: list[str] = ()) -> IndexReport:
         t0 = time.perf_counter()
         report = IndexReport()
         roots = [os.path.abspath(os.path.expanduser(p)) for p in paths]
-        files = walk(paths, report)
-        known = {p: s for p, s in self.manifest.sources(collection).items() if _under(p, roots)}
+        exclude = [os.path.abspath(os.path.expanduser(p)) for p in exclude]
+        files = walk(paths, report, exclude)
+        known = {p: s for p, s in self.manifest.sources(collection).items()
+                 if under(p, roots) and not (exclude and under(p, exclude))}
 
         seen: dict[str, _Seen] = {}
         for i, path in enumerate(files):
@@ -161,7 +164,7 @@ class Indexer:
 
         skipped = {s["path"] for s in report.skipped}
         report.files = sum(1 for p in seen if p not in skipped)
-        self._flush_deletes(collection)
+        self.flush_deletes(collection)
         self.embed_pending(collection, report)
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
@@ -274,7 +277,7 @@ class Indexer:
 
     # ------------------------------------------------------------------ vectors
 
-    def _flush_deletes(self, collection: str) -> None:
+    def flush_deletes(self, collection: str) -> None:
         ids = self.manifest.vector_deletes(collection)
         if ids:
             self.store.delete(collection, self.embedder.config, ids)
@@ -325,7 +328,7 @@ class Indexer:
         self._progress("embed", done, total, "")
 
 
-def _under(path: str, roots: list[str]) -> bool:
+def under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 

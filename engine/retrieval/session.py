@@ -14,7 +14,7 @@ from typing import Callable
 from engine import protocol as p
 from engine.retrieval import query as query_mod
 from engine.retrieval.embedder import MiniLMEmbedder
-from engine.retrieval.indexer import Indexer
+from engine.retrieval.indexer import Indexer, under
 from engine.retrieval.logformat import LEVELS, normalize_level
 from engine.retrieval.manifest import Manifest
 from engine.retrieval.retriever import Filters, Retriever
@@ -76,6 +76,8 @@ class RetrievalSessions:
             self._index(idx, cmd, emit, cancel)
         elif isinstance(cmd, p.ListSources):
             self._list(idx, cmd, emit)
+        elif isinstance(cmd, p.RemoveSources):
+            self._remove(idx, cmd, emit)
         else:
             self._search(idx, cmd, emit)
 
@@ -95,6 +97,21 @@ class RetrievalSessions:
             out.append({"path": path, "status": status, "reason": src.reason, "size": size,
                         "chunks": counts.get(path, 0), "indexed_at": src.indexed_at})
         emit(p.SourceList(id=cmd.id, collection=collection, sources=out))
+
+    def _remove(self, idx: RetrievalIndex, cmd: p.RemoveSources, emit) -> None:
+        if not cmd.paths:
+            raise p.EngineError(p.ErrorKind.BAD_INPUT, "Nothing to remove: pass at least one file or folder.")
+        collection = cmd.collection or "default"
+        roots = [os.path.abspath(os.path.expanduser(str(x))) for x in cmd.paths]
+        gone = [path for path in idx.manifest.sources(collection) if under(path, roots)]
+        removed = 0
+        with idx.manifest:
+            for path in gone:
+                removed += idx.manifest.drop_source(collection, path)
+        # Vectors go now, not at the next index run: search must stop finding them at once.
+        Indexer(idx.manifest, idx.store, idx.embedder).flush_deletes(collection)
+        log.info("removed %d file(s), %d chunk(s) from %s", len(gone), removed, collection)
+        emit(p.SourcesRemoved(id=cmd.id, collection=collection, paths=sorted(gone), chunks_removed=removed))
 
     def chat_sources(self, cmd: p.Chat) -> tuple[list, int]:
         """Relevant chunks for the last user message of ``cmd``, best first, and how many hits
@@ -141,7 +158,8 @@ class RetrievalSessions:
                                 bytes_done=sum(read.values())))
 
         indexer = Indexer(idx.manifest, idx.store, idx.embedder, progress, cancel.is_set)
-        report = indexer.index([str(x) for x in cmd.paths], cmd.collection or "default")
+        report = indexer.index([str(x) for x in cmd.paths], cmd.collection or "default",
+                               exclude=[str(x) for x in cmd.exclude])
         if cancel.is_set():
             emit(p.Cancelled(id=cmd.id))
             return
