@@ -44,6 +44,7 @@ class EngineService:
         self.stopped = threading.Event()
         # Indexed roots are polled for changes; what changed is queued like any index job.
         self.watcher = Watcher(self._queue_index)
+        self._restored: set[tuple[str, str]] = set()   # data dirs whose saved roots are watched
         self._worker = threading.Thread(target=self._run, args=(self._jobs, True), name="engine-worker",
                                         daemon=True)
         self._worker.start()
@@ -53,7 +54,7 @@ class EngineService:
             p.Chat: self._queue,
             p.IndexPaths: self._queue_index,
             p.RemoveSources: self._on_remove,
-            p.WatchSources: lambda cmd: self._emit(self.watcher.set_enabled(cmd)),
+            p.WatchSources: self._queue_index,
             p.Search: self._queue,
             p.ListSources: self._queue,
             p.Cancel: self._on_cancel,
@@ -155,6 +156,9 @@ class EngineService:
                         self._emit(p.Cancelled(id=cmd.id))
                 elif isinstance(cmd, (p.Search, p.ListSources, p.RemoveSources)):
                     self._retrieval_work(cmd, cancel)
+                elif isinstance(cmd, p.WatchSources):
+                    self._restore_watch(cmd)
+                    self._emit(self.watcher.set_enabled(cmd))
             except p.EngineError as e:
                 self._emit(p.Failed.from_error(cmd.id, e))
             except Exception as e:  # a bug: report it as data, keep serving
@@ -218,6 +222,18 @@ class EngineService:
         if not indexer:
             self.state = "searching"
         self._sessions(indexer).handle(cmd, self._emit, cancel)
+        self._restore_watch(cmd, indexer)
+
+    def _restore_watch(self, cmd: p.Command, indexer: bool = True) -> None:
+        """The first command naming a data dir brings back the watching of what was indexed in
+        it before this engine started (the engine learns its data dir only from commands)."""
+        key = (cmd.data_dir, cmd.chroma_url)
+        with self._lock:
+            if not cmd.data_dir or key in self._restored:
+                return
+            self._restored.add(key)
+        idx = self._sessions(indexer).index_for(cmd.data_dir, cmd.chroma_url)   # this thread's connection
+        self.watcher.restore(cmd.data_dir, cmd.chroma_url, idx.manifest.roots())
 
     def _source_fit(self, cmd: p.Chat, messages: list[dict]):
         from engine.grounding import SourcePrompt

@@ -148,6 +148,17 @@ class Watcher:
                         root.exclude.add(g)
                         root.snapshot = {f: v for f, v in root.snapshot.items() if not _under(f, g)}
 
+    def restore(self, data_dir: str, chroma_url: str, roots: list[tuple[str, str, list[str]]]) -> None:
+        """Roots indexed in an earlier run. Their empty snapshot makes the first poll queue an
+        incremental index, which also catches up on what changed while the app was closed."""
+        with self._lock:
+            for collection, path, exclude in roots:
+                key = (data_dir, chroma_url, collection)
+                if (key, path) not in self._roots:
+                    self._roots[(key, path)] = _Root(key, path, {}, set(exclude), key not in self._disabled,
+                                                     busy=False)
+        self._start()
+
     def set_enabled(self, cmd: p.WatchSources) -> p.WatchState:
         key = self.key(cmd)
         wanted = {os.path.abspath(os.path.expanduser(str(x))) for x in cmd.paths}

@@ -156,6 +156,11 @@ class EngineClient(QObject):
     def remove_sources(self, paths: list[str], collection: str = "default", data_dir: str = "") -> str:
         return self._send(p.RemoveSources(paths=list(paths), collection=collection, data_dir=data_dir))
 
+    def watch_sources(self, collection: str = "default", data_dir: str = "", enabled: bool = True,
+                      paths: list[str] | None = None) -> str:
+        return self._send(p.WatchSources(enabled=enabled, paths=list(paths or []), collection=collection,
+                                         data_dir=data_dir))
+
     def search(self, queries: list[str], k: int = 5, collection: str = "default", data_dir: str = "") -> str:
         return self._send(p.Search(queries=list(queries), k=k, collection=collection, data_dir=data_dir))
 
@@ -298,7 +303,8 @@ class EngineClient(QObject):
         self._in_flight.pop(rid, None)
         # An index job runs beside chats on its own engine thread; it does not keep the
         # engine "generating" in the status bar.
-        if self._ready and not any(not isinstance(c, (p.IndexPaths, p.ListSources, p.Search, p.RemoveSources))
+        if self._ready and not any(not isinstance(c, (p.IndexPaths, p.ListSources, p.Search, p.RemoveSources,
+                                                                p.WatchSources))
                                    for c in self._in_flight.values()):
             self._set_state("ready")
 

@@ -30,6 +30,10 @@ def location(c: dict) -> str:
     return f"{Path(str(c.get('path', ''))).name}:{lines}{page}"
 
 
+# Files whose lines are extracted text, not lines of the file on disk.
+BINARY_DOCUMENTS = (".pdf", ".docx", ".docm")
+
+
 def read_window(path: str, line_start: int, line_end: int, context: int = CONTEXT_LINES) -> list[tuple[int, str]] | None:
     """Lines ``line_start - context`` .. ``line_end + context`` of ``path`` as (number, text);
     None if the file cannot be read or is shorter than the citation."""
@@ -94,9 +98,19 @@ class SourceViewer(QDialog):
         lay.addWidget(buttons)
 
         ls, le = int(citation.get("line_start") or 1), int(citation.get("line_end") or 1)
-        lines = read_window(str(citation.get("path", "")), ls, le)
+        path = str(citation.get("path", ""))
+        # PDF and Word files are parsed in the engine (a damaged one must not reach the window);
+        # their quoted text is the page's or block's text as extracted there.
+        binary_doc = Path(path).suffix.lower() in BINARY_DOCUMENTS
+        lines = None if binary_doc else read_window(path, ls, le)
         self.from_file = lines is not None
-        if lines is None:
+        if binary_doc:
+            lines = quoted_window(citation)
+            where = f"page {citation['page']} of the PDF" if citation.get("page") else "the document"
+            self.note.setText(f"The text quoted from {where}, as Lantern extracted it; open the file "
+                              f"itself to see the layout.")
+            self.note.show()
+        elif lines is None:
             lines = quoted_window(citation)
             self.note.setText("The file could not be read at this path (moved, deleted or changed), so this "
                               "shows the text that was quoted when the answer was written.")

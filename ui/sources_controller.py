@@ -55,6 +55,10 @@ class SourcesController(QObject):
         window.chat_view.source_requested.connect(self.open_source)
         window.chat_view.sent_report_requested.connect(self.show_sent)
         window.session.citations_received.connect(self._on_citations)
+        # The engine learns the data dir from commands; this one makes it watch (and catch up
+        # on) what was indexed in earlier runs as soon as it starts, and again after a restart.
+        window.client.engine_started.connect(
+            lambda _pid: window.client.watch_sources(self.panel.collection, self.panel.data_dir))
 
     # ------------------------------------------------------------------ panel and switch
 

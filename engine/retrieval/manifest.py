@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ CREATE INDEX IF NOT EXISTS chunks_pending ON chunks(collection, embedded);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize="{lexical.FTS_TOKENIZE}");
 CREATE TABLE IF NOT EXISTS embed_cache (key TEXT PRIMARY KEY, vector BLOB);
 CREATE TABLE IF NOT EXISTS vector_deletes (collection TEXT, id TEXT, PRIMARY KEY (collection, id));
+CREATE TABLE IF NOT EXISTS roots (collection TEXT NOT NULL, path TEXT NOT NULL, exclude TEXT DEFAULT '[]',
+    PRIMARY KEY (collection, path));
 """
 
 
@@ -136,6 +139,28 @@ class Manifest:
         self.db.execute("DELETE FROM chunks WHERE collection=? AND path=?", (collection, path))
         return len(rows)
 
+    # ------------------------------------------------------------------ roots (what the person added)
+
+    def put_root(self, collection: str, path: str, exclude: list[str]) -> None:
+        """A file or folder the person indexed: watched again when the engine starts."""
+        self.db.execute("INSERT OR REPLACE INTO roots VALUES (?,?,?)", (collection, path, json.dumps(sorted(exclude))))
+
+    def roots(self) -> list[tuple[str, str, list[str]]]:
+        return [(c, path, json.loads(x or "[]"))
+                for c, path, x in self.db.execute("SELECT collection, path, exclude FROM roots ORDER BY 1, 2")]
+
+    def remove_roots(self, collection: str, gone: list[str]) -> None:
+        """Removed paths: a root under one goes; a root around one leaves it out from now on."""
+        for c, root, exclude in self.roots():
+            if c != collection:
+                continue
+            if any(_inside(root, g) for g in gone):
+                self.db.execute("DELETE FROM roots WHERE collection=? AND path=?", (c, root))
+                continue
+            inner = [g for g in gone if _inside(g, root)]
+            if inner:
+                self.put_root(c, root, sorted(set(exclude) | set(inner)))
+
     # ------------------------------------------------------------------ chunks
 
     def add_chunks(self, collection: str, path: str, stream_id: str, chunks: list[Chunk]) -> int:
@@ -189,3 +214,7 @@ class Manifest:
 
     def cache_vectors(self, items: dict[str, bytes]) -> None:
         self.db.executemany("INSERT OR REPLACE INTO embed_cache VALUES (?, ?)", list(items.items()))
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

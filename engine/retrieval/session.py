@@ -108,6 +108,7 @@ class RetrievalSessions:
         with idx.manifest:
             for path in gone:
                 removed += idx.manifest.drop_source(collection, path)
+            idx.manifest.remove_roots(collection, roots)
         # Vectors go now, not at the next index run: search must stop finding them at once.
         Indexer(idx.manifest, idx.store, idx.embedder).flush_deletes(collection)
         log.info("removed %d file(s), %d chunk(s) from %s", len(gone), removed, collection)
@@ -157,6 +158,12 @@ class RetrievalSessions:
                 emit(p.Progress(id=cmd.id, phase=phase, done=done, total=total, path=path,
                                 bytes_done=sum(read.values())))
 
+        if not cmd.id.startswith(p.WATCH_ID_PREFIX):
+            # Remembered so the next engine run watches (and catches up on) the same roots.
+            with idx.manifest:
+                for raw in cmd.paths:
+                    idx.manifest.put_root(cmd.collection or "default", os.path.abspath(os.path.expanduser(str(raw))),
+                                          [str(x) for x in cmd.exclude])
         indexer = Indexer(idx.manifest, idx.store, idx.embedder, progress, cancel.is_set)
         report = indexer.index([str(x) for x in cmd.paths], cmd.collection or "default",
                                exclude=[str(x) for x in cmd.exclude])

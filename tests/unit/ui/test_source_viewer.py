@@ -43,3 +43,14 @@ def test_report_warns_when_sources_were_dropped(qtbot):
     text = r.browser.toPlainText()
     assert r.warning_shown and "left out to fit the context window" in text and "b.log:3" in text
     assert "nothing indexed matched" in report_html({"citations": [], "sources_found": 3})
+
+
+def test_a_pdf_citation_shows_the_extracted_page_text(qtbot, tmp_path):
+    doc = tmp_path / "report.pdf"
+    doc.write_bytes(b"%PDF-1.7\n\x00\x01 binary\n")
+    c = cite(doc, 3, 4, "The backup job failed\nbecause the tape library was empty.")
+    c["page"] = 2
+    v = SourceViewer(c)
+    qtbot.addWidget(v)
+    assert not v.from_file and "page 2 of the PDF" in v.note.text() and "changed" not in v.note.text()
+    assert v.cited_lines == [(3, "The backup job failed"), (4, "because the tape library was empty.")]

@@ -104,3 +104,29 @@ def test_watching_can_be_switched_off(harness, tmp_path):
     assert wait_for(h, rid, p.WatchState).roots[0]["enabled"]
     time.sleep(0.6)
     assert eventually(lambda: search(h, data, "late line"))
+
+
+def test_a_new_engine_watches_what_was_indexed_before_and_catches_up(embedder, tmp_path):
+    logs, data = tmp_path / "logs", tmp_path / "data"
+    logs.mkdir()
+    (logs / "app.log").write_text(APP)
+    (logs / "old.log").write_text("2026-03-01 10:00:00,000 INFO removed-7731 line\n")
+    first = ServiceHarness()
+    first.service._index_retrieval = RetrievalSessions(embedder)
+    first.call(p.IndexPaths(paths=[str(logs)], data_dir=str(data)))
+    wait_for(first, first.send(p.RemoveSources(paths=[str(logs / "old.log")], data_dir=str(data))), p.SourcesRemoved)
+    first.service.close()
+
+    # Written while no engine ran: the next engine's first poll indexes it.
+    with open(logs / "app.log", "a") as f:
+        f.write("2026-03-01 10:05:00,000 INFO  [main] com.shop.Web - while closed zq-closed-55\n")
+    h = ServiceHarness()
+    h.service._index_retrieval = RetrievalSessions(embedder)
+    h.service.watcher.interval = 0.5
+    try:
+        rid = h.send(p.WatchSources(enabled=True, data_dir=str(data)))
+        assert wait_for(h, rid, p.WatchState).roots == [{"path": str(logs), "enabled": True}]
+        assert eventually(lambda: search(h, data, "zq-closed-55"))
+        assert not search(h, data, "removed-7731")    # the removal outlived the engine
+    finally:
+        h.service.close()
