@@ -1,0 +1,142 @@
+"""Retrieval quality on the labelled questions of bench/corpus.py: Lantern vs the naive pipeline.
+
+Prints one JSON object. One corpus (--mb, default 3 MB; same generator and seed as the other
+benches), both sides in this process with the same embedder (all-MiniLM-L6-v2):
+
+  lantern  hybrid search (Retriever.search, what `lantern search --queries` runs, k=5). A hit
+           counts when its path is the labelled file and its line range overlaps the labelled
+           line range.
+  naive    fixed 1,000-character windows, 20 characters of overlap, chroma, dense only, k=5.
+           A hit counts when the window is in the labelled file and its character span
+           overlaps the labelled lines' span ("overlap"); "strict" asks that the window hold
+           the whole first labelled line (the record's header: timestamp and message).
+
+recall@k: the share of questions with a counting hit among the first k. Also per question
+kind (identifier, time, paraphrase, document) and the ids of the questions each side missed.
+
+Usage: python bench/retrieval_quality.py [--mb 3] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import corpus as corpus_mod  # noqa: E402
+from bench.indexing import build_naive, corpus_files  # noqa: E402
+
+K = 5
+
+
+def line_spans(path: str) -> list[tuple[int, int]]:
+    """Character span of each line (1-based index - 1), in the text as the naive side reads it."""
+    text = open(path, encoding="utf-8", errors="replace").read()
+    spans, pos = [], 0
+    for line in text.split("\n"):
+        spans.append((pos, pos + len(line)))
+        pos += len(line) + 1
+    return spans
+
+
+def recall(ranks: list[int | None], k: int) -> float:
+    return round(sum(1 for r in ranks if r is not None and r < k) / len(ranks), 3) if ranks else 0.0
+
+
+def summarize(questions: list[dict], ranks: list[int | None]) -> dict:
+    out = {"recall@1": recall(ranks, 1), "recall@5": recall(ranks, 5), "by_kind": {}}
+    for kind in sorted({q["kind"] for q in questions}):
+        rs = [r for q, r in zip(questions, ranks) if q["kind"] == kind]
+        out["by_kind"][kind] = {"n": len(rs), "recall@1": recall(rs, 1), "recall@5": recall(rs, 5)}
+    out["missed_at_5"] = [q["id"] for q, r in zip(questions, ranks) if r is None or r >= 5]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mb", type=float, default=3)
+    ap.add_argument("--work", default="")
+    args = ap.parse_args()
+
+    from engine.retrieval.embedder import MiniLMEmbedder
+    from engine.retrieval.indexer import Indexer
+    from engine.retrieval.session import RetrievalIndex
+
+    t_start = time.perf_counter()
+    work = args.work or tempfile.mkdtemp(prefix="lantern-bench-quality-")
+    cdir = os.path.join(work, "corpus")
+    shutil.rmtree(cdir, ignore_errors=True)
+    gen = corpus_mod.generate(cdir, args.mb)
+    questions = json.load(open(os.path.join(cdir, "questions.json"), encoding="utf-8"))
+    emb = MiniLMEmbedder()
+
+    # Lantern
+    data = os.path.join(work, "lantern")
+    shutil.rmtree(data, ignore_errors=True)
+    idx = RetrievalIndex(Path(data), embedder=emb)
+    t0 = time.perf_counter()
+    # logs/ and docs/ only: questions.json beside them would answer its own questions.
+    Indexer(idx.manifest, idx.store, emb).index([os.path.join(cdir, "logs"), os.path.join(cdir, "docs")])
+    lantern_index_s = time.perf_counter() - t0
+    lantern_ranks, lantern_top = [], {}
+    for q in questions:
+        want = os.path.abspath(os.path.join(cdir, q["path"]))
+        hits = idx.retriever.search(q["question"], K)
+        rank = next((i for i, h in enumerate(hits) if h.path == want and h.line_start <= q["line_end"]
+                     and h.line_end >= q["line_start"]), None)
+        lantern_ranks.append(rank)
+        if rank is None:
+            lantern_top[q["id"]] = [f"{os.path.relpath(h.path, cdir)}:{h.line_start}-{h.line_end}" for h in hits[:2]]
+    idx.close()
+
+    # Naive
+    t0 = time.perf_counter()
+    naive = build_naive(cdir, os.path.join(work, "naive-chroma"), emb)
+    naive_index_s = time.perf_counter() - t0
+    spans_of: dict[str, list] = {}
+    naive_ranks, strict_ranks = [], []
+    for q in questions:
+        want = os.path.abspath(os.path.join(cdir, q["path"]))
+        if want not in spans_of:
+            spans_of[want] = line_spans(want)
+        spans = spans_of[want]
+        a, b = spans[q["line_start"] - 1][0], spans[q["line_end"] - 1][1]
+        first = spans[q["line_start"] - 1]
+        res = naive["col"].query(query_embeddings=[emb.embed_query(q["question"]).tolist()], n_results=K,
+                                 include=["metadatas"])
+        metas = res["metadatas"][0]
+        naive_ranks.append(next((i for i, m in enumerate(metas)
+                                 if m["path"] == want and m["start"] < b and m["end"] > a), None))
+        strict_ranks.append(next((i for i, m in enumerate(metas)
+                                  if m["path"] == want and m["start"] <= first[0] and m["end"] >= first[1]), None))
+
+    lan = summarize(questions, lantern_ranks)
+    nv = summarize(questions, naive_ranks)
+    out = {
+        "bench": "retrieval_quality", "corpus": gen, "k": K, "questions": len(questions),
+        "lantern": {**lan, "index_seconds": round(lantern_index_s, 1),
+                    "missed_top2": {str(k): v for k, v in lantern_top.items()}},
+        "naive_1000char_dense": {**nv, "strict": {"recall@1": recall(strict_ranks, 1),
+                                                  "recall@5": recall(strict_ranks, 5)},
+                                 "chunks": naive["chunks"], "index_seconds": round(naive_index_s, 1)},
+        "delta_recall@1": round(lan["recall@1"] - nv["recall@1"], 3),
+        "delta_recall@5": round(lan["recall@5"] - nv["recall@5"], 3),
+        "files": len(corpus_files(cdir)),
+        "total_seconds": round(time.perf_counter() - t_start, 1),
+    }
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
