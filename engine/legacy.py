@@ -12,7 +12,6 @@ last_result, close) so the service can hold either.
 
 from __future__ import annotations
 
-import codecs
 import logging
 import random
 import struct
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from engine import chat_template, context
-from engine.llm import GenerationCancelled, GenerationResult, LoadedModel, _split_stops, default_threads
+from engine.llm import GenerationCancelled, GenerationResult, LoadedModel, default_threads, stream_tokens
 from engine.protocol import EngineError, ErrorKind, Sampling
 
 log = logging.getLogger(__name__)
@@ -230,47 +229,15 @@ class CTransformersBackend:
             raise GenerationCancelled()
         seed = sampling.seed if sampling.seed >= 0 else random.randrange(2**31)
         max_new = min(sampling.max_tokens, model.n_ctx - fitted.n_tokens)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pieces: list[str] = []
-        held = ""  # may be the start of the template's end marker
-        stops = model.formatter.stop_strings
-        t_first = None
-        n = 0
-        result.finish_reason = "length"
         # ctransformers treats temperature 0 as "no sampling" only through top_k=1.
         greedy = sampling.temperature <= 0
-        for tok in llm.generate(fitted.tokens, top_k=1 if greedy else sampling.top_k or 40,
-                                top_p=sampling.top_p, temperature=max(sampling.temperature, 1e-5),
-                                repetition_penalty=sampling.repeat_penalty, seed=seed, threads=self._threads,
-                                reset=True):
-            if cancel.is_set():
-                result.text = "".join(pieces)
-                result.completion_tokens = n
-                raise GenerationCancelled()
-            if llm.is_eos_token(tok):
-                result.finish_reason = "stop"
-                break
-            n += 1
-            if t_first is None:
-                t_first = time.perf_counter()
-            held += decoder.decode(llm.detokenize([tok], decode=False))
-            emit, held, hit = _split_stops(held, stops)
-            if emit:
-                pieces.append(emit)
-                yield emit
-            if hit:
-                result.finish_reason = "stop"
-                break
-            if n >= max_new:
-                break
-        tail = held + decoder.decode(b"", final=True)
-        if tail and not any(s.startswith(tail) for s in stops):
-            pieces.append(tail)
-            yield tail
-        t_end = time.perf_counter()
-        result.text = "".join(pieces)
-        result.completion_tokens = n
-        if t_first is not None:
-            result.ttft_ms = (t_first - t_start) * 1000
-            if n > 1:
-                result.tokens_per_s = (n - 1) / max(t_end - t_first, 1e-9)
+        yield from stream_tokens(
+            llm.generate(fitted.tokens, top_k=1 if greedy else sampling.top_k or 40,
+                         top_p=sampling.top_p, temperature=max(sampling.temperature, 1e-5),
+                         repetition_penalty=sampling.repeat_penalty, seed=seed, threads=self._threads,
+                         reset=True),
+            is_end=llm.is_eos_token,
+            to_bytes=lambda tok: llm.detokenize([tok], decode=False),
+            stops=model.formatter.stop_strings, max_new=max_new, cancel=cancel, result=result,
+            t_start=t_start,
+        )

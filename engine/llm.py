@@ -297,55 +297,22 @@ class LlamaBackend:
 
         max_new = min(sampling.max_tokens, model.n_ctx - len(tokens))
         stops = model.formatter.stop_strings
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = llm._model.vocab
         import llama_cpp
 
-        pieces: list[str] = []
-        held = ""  # text held back because it may be the start of a stop string
-        t_first = None
-        n = 0
-        result.finish_reason = "length"
-        for tok in llm.generate(
-            tokens,
-            top_k=sampling.top_k,
-            top_p=sampling.top_p,
-            min_p=sampling.min_p,
-            temp=sampling.temperature,
-            repeat_penalty=sampling.repeat_penalty,
-        ):
-            if cancel.is_set():
-                result.text = "".join(pieces) + held
-                raise GenerationCancelled()
-            if llama_cpp.llama_vocab_is_eog(vocab, tok):
-                result.finish_reason = "stop"
-                break
-            n += 1
-            if t_first is None:
-                t_first = time.perf_counter()
-            text = decoder.decode(llm._model.detokenize([tok]))
-            if text:
-                held += text
-                emit, held, hit = _split_stops(held, stops)
-                if emit:
-                    pieces.append(emit)
-                    yield emit
-                if hit:
-                    result.finish_reason = "stop"
-                    break
-            if n >= max_new:
-                break
-        tail = held + decoder.decode(b"", final=True)
-        if tail and not any(s.startswith(tail) for s in stops):
-            pieces.append(tail)
-            yield tail
-        t_end = time.perf_counter()
-        result.text = "".join(pieces)
-        result.completion_tokens = n
-        if t_first is not None:
-            result.ttft_ms = (t_first - t_start) * 1000
-            if n > 1 and t_end > t_first:
-                result.tokens_per_s = (n - 1) / (t_end - t_first)
+        yield from stream_tokens(
+            llm.generate(
+                tokens,
+                top_k=sampling.top_k,
+                top_p=sampling.top_p,
+                min_p=sampling.min_p,
+                temp=sampling.temperature,
+                repeat_penalty=sampling.repeat_penalty,
+            ),
+            is_end=lambda tok: llama_cpp.llama_vocab_is_eog(vocab, tok),
+            to_bytes=lambda tok: llm._model.detokenize([tok]),
+            stops=stops, max_new=max_new, cancel=cancel, result=result, t_start=t_start,
+        )
 
     def _prefill(self, tokens: list[int], cancel: threading.Event) -> None:
         """Evaluate all but the last prompt token, reusing the cached prefix.
@@ -430,6 +397,51 @@ class _abort_on:
     def __exit__(self, *exc) -> None:
         if self._setter is not None:
             self._setter(self._llm._ctx.ctx, self._null, None)
+
+
+def stream_tokens(token_ids, *, is_end, to_bytes, stops: tuple[str, ...], max_new: int,
+                  cancel: threading.Event, result: GenerationResult, t_start: float) -> Iterator[str]:
+    """Turn a backend's token ids into text pieces: UTF-8 across token boundaries, stop
+    strings held back until they are ruled out, a cancel check per token, and the counts and
+    timings in ``result``. Shared by the llama.cpp and ctransformers backends."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pieces: list[str] = []
+    held = ""  # text held back because it may be the start of a stop string
+    t_first = None
+    n = 0
+    result.finish_reason = "length"
+    for tok in token_ids:
+        if cancel.is_set():
+            result.text = "".join(pieces)
+            result.completion_tokens = n
+            raise GenerationCancelled()
+        if is_end(tok):
+            result.finish_reason = "stop"
+            break
+        n += 1
+        if t_first is None:
+            t_first = time.perf_counter()
+        held += decoder.decode(to_bytes(tok))
+        emit, held, hit = _split_stops(held, stops)
+        if emit:
+            pieces.append(emit)
+            yield emit
+        if hit:
+            result.finish_reason = "stop"
+            break
+        if n >= max_new:
+            break
+    tail = held + decoder.decode(b"", final=True)
+    if tail and not any(s.startswith(tail) for s in stops):
+        pieces.append(tail)
+        yield tail
+    t_end = time.perf_counter()
+    result.text = "".join(pieces)
+    result.completion_tokens = n
+    if t_first is not None:
+        result.ttft_ms = (t_first - t_start) * 1000
+        if n > 1 and t_end > t_first:
+            result.tokens_per_s = (n - 1) / (t_end - t_first)
 
 
 def _split_stops(text: str, stops: tuple[str, ...]) -> tuple[str, str, bool]:
