@@ -24,7 +24,7 @@ bench: $(STAMP)
 bench-memory: $(STAMP)
 	$(VENV)/bin/python bench/memory.py
 
-$(STAMP): pyproject.toml constraints.txt packaging/llama_cmake_args.sh
+$(STAMP): Makefile pyproject.toml constraints.txt packaging/llama_cmake_args.sh
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	# torch first and pinned: it comes from the local CPU wheel, never the CUDA build.
@@ -39,6 +39,8 @@ $(STAMP): pyproject.toml constraints.txt packaging/llama_cmake_args.sh
 			-c constraints.txt llama-cpp-python && echo "$(LLAMA_CMAKE_ARGS)" > $(LLAMA_STAMP); \
 	fi
 	$(PIP) install -q -c constraints.txt -e '.[retrieval,legacy,dev]'
+	# Test fixtures that are real files made by others: the python-docx sources ship real .docx files.
+	$(PIP) download -q --no-binary :all: --no-deps -c constraints.txt python-docx -d $(VENV)/fixtures
 	touch $(STAMP)
 
 clean-venv:

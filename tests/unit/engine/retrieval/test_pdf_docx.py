@@ -117,7 +117,9 @@ def test_bad_docx_is_refused_before_parsing(tmp_path):
         word.records(str(bomb))
 
 
-SDIST_DIRS = [os.environ.get("LANTERN_DOCX_SDIST_DIR", ""), "/tmp/pydocx-sdist"]
+# `make` downloads the sdist into .venv/fixtures with the rest of the set-up.
+SDIST_DIRS = [os.environ.get("LANTERN_DOCX_SDIST_DIR", ""),
+              os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", ".venv", "fixtures"), "/tmp/pydocx-sdist"]
 SAMPLE = "features/steps/test_files/blk-paras-and-tables.docx"
 
 
@@ -139,7 +141,7 @@ def _sdist_docx(dest) -> str | None:
 def test_a_real_word_file_from_the_python_docx_sources(tmp_path):
     path = _sdist_docx(tmp_path)
     if path is None:
-        pytest.skip("no python-docx sdist on this machine; to run this check: pip download --no-binary :all: "
+        pytest.skip("no python-docx sdist in .venv/fixtures (make downloads it); or: pip download --no-binary :all: "
                     "--no-deps python-docx -d /tmp/pydocx-sdist (or set LANTERN_DOCX_SDIST_DIR)")
     texts = [t for t, _ in word.blocks(path)]
     # Paragraphs around a one-cell table, in reading order.
