@@ -27,7 +27,9 @@ from typing import Any, ClassVar
 #      ListSources/SourceList, Progress.bytes_done/bytes_total
 # 1.3: RemoveSources/SourcesRemoved, WatchSources/WatchState, IndexPaths.exclude; the engine
 #      re-indexes watched sources on its own, with Progress/IndexDone ids starting "watch-"
-PROTOCOL_VERSION = "1.3"
+# 1.4: PauseIndexing/IndexingState (the indexer thread waits between files and batches);
+#      ListCollections/CollectionList
+PROTOCOL_VERSION = "1.4"
 WATCH_ID_PREFIX = "watch-"
 
 # Largest line we accept. A chat history is big, but not this big; a longer line means a
@@ -255,6 +257,23 @@ class ListSources(Command):
 
 
 @dataclass
+class ListCollections(Command):
+    """The collections of a data dir, with their counts; answered by CollectionList."""
+    TYPE: ClassVar[str] = "list_collections"
+    data_dir: str = ""
+    chroma_url: str = ""
+
+
+@dataclass
+class PauseIndexing(Command):
+    """Pause (or resume) all indexing, the person's jobs and the watcher's: the indexer stops
+    between two files or two embedding batches and keeps what it did. Answered at once by
+    IndexingState. A cancel still ends a paused job."""
+    TYPE: ClassVar[str] = "pause_indexing"
+    paused: bool = True
+
+
+@dataclass
 class Search(Command):
     """Hybrid search; one SearchResult per query, then SearchDone. Times are ISO, epoch or words."""
     TYPE: ClassVar[str] = "search"
@@ -387,6 +406,18 @@ class WatchState(Event):
     TYPE: ClassVar[str] = "watch_state"
     collection: str = ""
     roots: list = field(default_factory=list)   # [{path, enabled}] of the collection's watched roots
+
+
+@dataclass
+class CollectionList(Event):
+    TYPE: ClassVar[str] = "collection_list"
+    collections: list = field(default_factory=list)   # [{name, files, chunks, size}], by name
+
+
+@dataclass
+class IndexingState(Event):
+    TYPE: ClassVar[str] = "indexing_state"
+    paused: bool = False
 
 
 @dataclass

@@ -41,6 +41,8 @@ class EngineService:
         self._index_retrieval = None  # the indexer thread's
         self._index_jobs: queue.Queue = queue.Queue()
         self._indexer: threading.Thread | None = None
+        # Set while the person paused indexing; the indexer thread waits on it between steps.
+        self.index_paused = threading.Event()
         self.stopped = threading.Event()
         # Indexed roots are polled for changes; what changed is queued like any index job.
         self.watcher = Watcher(self._queue_index)
@@ -57,6 +59,8 @@ class EngineService:
             p.WatchSources: self._queue_index,
             p.Search: self._queue,
             p.ListSources: self._queue,
+            p.ListCollections: self._queue,
+            p.PauseIndexing: self._on_pause,
             p.Cancel: self._on_cancel,
             p.GetStatus: self._on_status,
             p.Shutdown: self._on_shutdown,
@@ -111,6 +115,11 @@ class EngineService:
         if ev is not None:
             ev.set()
 
+    def _on_pause(self, cmd: p.PauseIndexing) -> None:
+        (self.index_paused.set if cmd.paused else self.index_paused.clear)()
+        log.info("indexing %s", "paused" if cmd.paused else "resumed")
+        self._emit(p.IndexingState(id=cmd.id, paused=self.index_paused.is_set()))
+
     def _on_status(self, cmd: p.GetStatus) -> None:
         self._emit(self.status(cmd.id))
 
@@ -154,7 +163,7 @@ class EngineService:
                         self._retrieval_work(cmd, cancel)
                     else:
                         self._emit(p.Cancelled(id=cmd.id))
-                elif isinstance(cmd, (p.Search, p.ListSources, p.RemoveSources)):
+                elif isinstance(cmd, (p.Search, p.ListSources, p.ListCollections, p.RemoveSources)):
                     self._retrieval_work(cmd, cancel)
                 elif isinstance(cmd, p.WatchSources):
                     self._restore_watch(cmd)
@@ -210,7 +219,7 @@ class EngineService:
             other = self._retrieval if indexer else self._index_retrieval
             mine = self._index_retrieval if indexer else self._retrieval
             if mine is None:
-                mine = RetrievalSessions(other.embedder if other is not None else None)
+                mine = RetrievalSessions(other.embedder if other is not None else None, self.index_paused)
                 if indexer:
                     self._index_retrieval = mine
                 else:
@@ -233,7 +242,20 @@ class EngineService:
                 return
             self._restored.add(key)
         idx = self._sessions(indexer).index_for(cmd.data_dir, cmd.chroma_url)   # this thread's connection
-        self.watcher.restore(cmd.data_dir, cmd.chroma_url, idx.manifest.roots())
+        roots = idx.manifest.roots()
+        self.watcher.restore(cmd.data_dir, cmd.chroma_url, roots)
+        warm = getattr(idx.embedder, "warm", None)
+        if roots and warm is not None:
+            # Someone who indexed files will ask about them: load the embedding model now, in
+            # the background, rather than make the first sourced answer wait for it (~7 s here).
+            threading.Thread(target=self._warm_embedder, args=(warm,), name="engine-warmup", daemon=True).start()
+
+    @staticmethod
+    def _warm_embedder(warm) -> None:
+        try:
+            warm()
+        except Exception as e:   # the first real use reports it with the whole story
+            log.warning("embedding model warm-up failed: %s", e)
 
     def _source_fit(self, cmd: p.Chat, messages: list[dict]):
         from engine.grounding import SourcePrompt

@@ -14,7 +14,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from engine import protocol as p  # noqa: E402
 from engine.service import EngineService  # noqa: E402
 
-FINAL = (p.Done, p.Cancelled, p.Failed, p.ModelLoaded, p.IndexDone, p.SearchDone, p.SourceList)
+FINAL = (p.Done, p.Cancelled, p.Failed, p.ModelLoaded, p.IndexDone, p.SearchDone, p.SourceList,
+         p.IndexingState, p.CollectionList)
 
 
 class ServiceHarness:

@@ -85,6 +85,10 @@ class MiniLMEmbedder:
                             show_progress_bar=False)
         return vecs.astype(np.float32, copy=False)
 
+    def warm(self) -> None:
+        """Load the model and run one encode (the first pays for lazy set-up inside torch)."""
+        self.embed_query("warm up")
+
     def embed_query(self, text: str) -> np.ndarray:
         # MiniLM has no query prefix; other embedders (e5, bge) would add theirs here.
         return self.embed_documents([text])[0]

@@ -15,6 +15,7 @@ from engine import protocol as p
 from engine.retrieval import query as query_mod
 from engine.retrieval.embedder import MiniLMEmbedder
 from engine.retrieval.indexer import Indexer, under
+from engine.retrieval.loaders import APPENDABLE
 from engine.retrieval.logformat import LEVELS, normalize_level
 from engine.retrieval.manifest import Manifest
 from engine.retrieval.retriever import Filters, Retriever
@@ -50,8 +51,9 @@ class RetrievalSessions:
     retrieval (the worker, the indexer), sharing the embedder: each thread then has its own
     SQLite connection and store handle, and a chat can search while an index job writes."""
 
-    def __init__(self, embedder=None):
+    def __init__(self, embedder=None, paused: threading.Event | None = None):
         self._open: dict[tuple[str, str], RetrievalIndex] = {}
+        self.paused = paused or threading.Event()
         # Shared: one model in memory whatever the data dir; its load is locked.
         self.embedder = embedder or MiniLMEmbedder()
         self._embedder = self.embedder
@@ -76,6 +78,8 @@ class RetrievalSessions:
             self._index(idx, cmd, emit, cancel)
         elif isinstance(cmd, p.ListSources):
             self._list(idx, cmd, emit)
+        elif isinstance(cmd, p.ListCollections):
+            self._collections(idx, cmd, emit)
         elif isinstance(cmd, p.RemoveSources):
             self._remove(idx, cmd, emit)
         else:
@@ -92,11 +96,24 @@ class RetrievalSessions:
                 size = os.stat(path).st_size
             except OSError:
                 size, status = src.size, ("missing" if src.status == "ok" else status)
-            if status == "indexed" and src.kind == "log" and size > src.offset:
-                status = "appending"   # lines were written since; the next index run reads them
+            if status == "indexed" and src.kind in APPENDABLE and size > src.offset:
+                status = "appending"   # lines were written since; the watcher (or next run) reads them
             out.append({"path": path, "status": status, "reason": src.reason, "size": size,
                         "chunks": counts.get(path, 0), "indexed_at": src.indexed_at})
         emit(p.SourceList(id=cmd.id, collection=collection, sources=out))
+
+    def _collections(self, idx: RetrievalIndex, cmd: p.ListCollections, emit) -> None:
+        db = idx.manifest.db
+        out: dict[str, dict] = {}
+        for name, files, size in db.execute(
+                "SELECT collection, sum(status = 'ok'), sum(CASE WHEN status = 'ok' THEN size ELSE 0 END) "
+                "FROM sources GROUP BY collection"):
+            out[name] = {"name": name, "files": int(files or 0), "chunks": 0, "size": int(size or 0)}
+        for name, chunks in db.execute("SELECT collection, count(*) FROM chunks GROUP BY collection"):
+            out.setdefault(name, {"name": name, "files": 0, "chunks": 0, "size": 0})["chunks"] = chunks
+        for name, _path, _exclude in idx.manifest.roots():
+            out.setdefault(name, {"name": name, "files": 0, "chunks": 0, "size": 0})
+        emit(p.CollectionList(id=cmd.id, collections=[out[k] for k in sorted(out)]))
 
     def _remove(self, idx: RetrievalIndex, cmd: p.RemoveSources, emit) -> None:
         if not cmd.paths:
@@ -164,7 +181,16 @@ class RetrievalSessions:
                 for raw in cmd.paths:
                     idx.manifest.put_root(cmd.collection or "default", os.path.abspath(os.path.expanduser(str(raw))),
                                           [str(x) for x in cmd.exclude])
-        indexer = Indexer(idx.manifest, idx.store, idx.embedder, progress, cancel.is_set)
+        def stop() -> bool:
+            # A pause holds the job here, between two files or two embedding batches, with
+            # everything so far committed; a cancel (or shutdown) still ends it at once.
+            if self.paused.is_set() and not cancel.is_set():
+                emit(p.Progress(id=cmd.id, phase="paused", done=0, total=0, bytes_done=sum(read.values())))
+                while self.paused.is_set() and not cancel.is_set():
+                    cancel.wait(0.2)
+            return cancel.is_set()
+
+        indexer = Indexer(idx.manifest, idx.store, idx.embedder, progress, stop)
         report = indexer.index([str(x) for x in cmd.paths], cmd.collection or "default",
                                exclude=[str(x) for x in cmd.exclude])
         if cancel.is_set():

@@ -130,3 +130,24 @@ def test_a_new_engine_watches_what_was_indexed_before_and_catches_up(embedder, t
         assert not search(h, data, "removed-7731")    # the removal outlived the engine
     finally:
         h.service.close()
+
+
+def test_list_says_appending_until_the_new_lines_are_read(embedder, tmp_path):
+    h = ServiceHarness()
+    h.service._index_retrieval = RetrievalSessions(embedder)
+    h.service.watcher.interval = 3600   # no watcher round during the test: the state is ours to see
+    try:
+        logs, data = tmp_path / "logs", tmp_path / "data"
+        logs.mkdir()
+        (logs / "app.log").write_text(APP)
+        (logs / "notes.md").write_text("# Notes\n\nThe gateway is slow on Mondays.\n")
+        assert isinstance(h.call(p.IndexPaths(paths=[str(logs)], data_dir=str(data))), p.IndexDone)
+        with open(logs / "app.log", "a") as f:
+            f.write("2026-03-01 10:00:09,000 ERROR [pool-1] com.shop.Pay - gateway refused\n")
+        status = {s["path"]: s["status"] for s in h.call(p.ListSources(data_dir=str(data))).sources}
+        assert status == {str(logs / "app.log"): "appending", str(logs / "notes.md"): "indexed"}
+        assert isinstance(h.call(p.IndexPaths(paths=[str(logs)], data_dir=str(data))), p.IndexDone)
+        status = {s["path"]: s["status"] for s in h.call(p.ListSources(data_dir=str(data))).sources}
+        assert set(status.values()) == {"indexed"}
+    finally:
+        h.service.close()
