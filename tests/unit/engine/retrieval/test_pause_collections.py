@@ -75,3 +75,35 @@ def test_collections_are_listed_with_counts(harness, tmp_path):
     assert list(by_name) == ["default", "runbooks"]
     assert by_name["default"]["files"] == 1 and by_name["default"]["chunks"] >= 1
     assert by_name["runbooks"]["files"] == 1 and by_name["runbooks"]["size"] == len("# Runbook\n\nRestart the gateway.\n")
+
+
+class WarmRecorder:
+    """Stands in for the embedder at one seam: whether the engine asked it to warm up."""
+    config = {"name": "recorder", "dim": 4, "normalize": True}
+
+    def __init__(self):
+        self.warmed = __import__("threading").Event()
+
+    def warm(self):
+        self.warmed.set()
+
+
+def test_the_embedder_warms_up_when_a_data_dir_has_sources(tmp_path):
+    from engine.retrieval.manifest import Manifest
+
+    empty, used = tmp_path / "empty", tmp_path / "used"
+    m = Manifest(used / "manifest.sqlite")
+    with m:
+        m.put_root("default", str(tmp_path / "logs"), [])
+    m.close()
+    for data, expect in ((empty, False), (used, True)):
+        h = ServiceHarness()
+        rec = WarmRecorder()
+        h.service._index_retrieval = RetrievalSessions(rec, h.service.index_paused)
+        h.service.watcher.interval = 3600
+        try:
+            rid = h.send(p.WatchSources(data_dir=str(data)))
+            assert isinstance(h.queue_for(rid).get(timeout=30), p.WatchState)
+            assert rec.warmed.wait(5 if expect else 0.5) is expect, data
+        finally:
+            h.service.close()
