@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
         "window_geometry": "",
         "sidebar_width": 260,
     },
+    "sources": {
+        "collection": "default",   # the one the Sources panel shows and adds to
+        "unwatched": [],           # collections whose watching the person turned off
+    },
 }
 
 

@@ -52,6 +52,9 @@ class EngineClient(QObject):
     index_finished = Signal(dict)               # IndexDone fields (id, summary)
     sources_listed = Signal(dict)               # SourceList fields (id, collection, sources)
     sources_removed = Signal(dict)              # SourcesRemoved fields (id, collection, paths, chunks_removed)
+    collections_listed = Signal(dict)           # CollectionList fields (id, collections)
+    indexing_paused = Signal(bool)              # IndexingState: the engine's indexer is paused
+    watch_state = Signal(dict)                  # WatchState fields (id, collection, roots)
     citations_received = Signal(str, dict)      # request id, Citations fields
     search_result = Signal(str, dict)           # request id, SearchResult fields
 
@@ -160,6 +163,12 @@ class EngineClient(QObject):
                       paths: list[str] | None = None) -> str:
         return self._send(p.WatchSources(enabled=enabled, paths=list(paths or []), collection=collection,
                                          data_dir=data_dir))
+
+    def list_collections(self, data_dir: str = "") -> str:
+        return self._send(p.ListCollections(data_dir=data_dir))
+
+    def pause_indexing(self, paused: bool = True) -> str:
+        return self._send(p.PauseIndexing(paused=paused))
 
     def search(self, queries: list[str], k: int = 5, collection: str = "default", data_dir: str = "") -> str:
         return self._send(p.Search(queries=list(queries), k=k, collection=collection, data_dir=data_dir))
@@ -275,6 +284,13 @@ class EngineClient(QObject):
             self.sources_removed.emit(_fields(msg))
         elif isinstance(msg, p.WatchState):
             self._finish(rid)
+            self.watch_state.emit(_fields(msg))
+        elif isinstance(msg, p.CollectionList):
+            self._finish(rid)
+            self.collections_listed.emit(_fields(msg))
+        elif isinstance(msg, p.IndexingState):
+            self._finish(rid)
+            self.indexing_paused.emit(bool(msg.paused))
         elif isinstance(msg, p.SearchResult):
             self.search_result.emit(rid, _fields(msg))
         elif isinstance(msg, p.SearchDone):
@@ -304,7 +320,7 @@ class EngineClient(QObject):
         # An index job runs beside chats on its own engine thread; it does not keep the
         # engine "generating" in the status bar.
         if self._ready and not any(not isinstance(c, (p.IndexPaths, p.ListSources, p.Search, p.RemoveSources,
-                                                                p.WatchSources))
+                                                                p.WatchSources, p.ListCollections, p.PauseIndexing))
                                    for c in self._in_flight.values()):
             self._set_state("ready")
 

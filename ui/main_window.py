@@ -494,8 +494,9 @@ class MainWindow(QMainWindow):
 
     def _save_conversation_settings(self, cid: int, values: dict) -> None:
         c = self.store.conversation(cid)
-        if c is not None and "use_sources" in c.settings:
-            values = {**values, "use_sources": c.settings["use_sources"]}  # not on the dialog
+        if c is not None:
+            # Set from the header, not on the dialog: kept as they are.
+            values = {**values, **{k: c.settings[k] for k in ("use_sources", "collections") if k in c.settings}}
         self.store.set_settings(cid, values)
         log.info("saved settings of conversation %d", cid)
 

@@ -71,6 +71,7 @@ class ChatSession(QObject):
         self._user_loads: set[str] = set()        # loads the person asked for (saved to settings)
         self._pending: dict[str, Pending] = {}
         self.data_dir = ""                        # where the index lives; the window sets it
+        self.default_collections: list[str] = ["default"]   # for conversations that chose none
         client.citations_received.connect(self._on_citations)
         client.tokens_received.connect(self._on_tokens)
         client.context_trimmed.connect(self._on_trimmed)
@@ -129,12 +130,23 @@ class ChatSession(QObject):
         if c is not None:
             self.store.set_settings(cid, {**c.settings, "use_sources": bool(on)})
 
+    def collections_of(self, cid: int | None) -> list[str]:
+        """The collections a conversation answers from: its own choice, else the collection the
+        Sources panel shows (where the person last added files)."""
+        c = self.store.conversation(cid) if cid is not None else None
+        chosen = [str(x) for x in (c.settings.get("collections") or [])] if c else []
+        return chosen or list(self.default_collections)
+
+    def set_collections(self, cid: int, names: list[str]) -> None:
+        c = self.store.conversation(cid)
+        if c is not None:
+            self.store.set_settings(cid, {**c.settings, "collections": list(dict.fromkeys(names))})
+
     def _sources_request(self, cid: int) -> dict:
         if not self.uses_sources(cid):
             return {}
-        c = self.store.conversation(cid)
-        collections = list(c.settings.get("collections") or ["default"])
-        return {"use_sources": True, "collections": collections, "data_dir": self.data_dir}
+        return {"use_sources": True, "collections": self.collections_of(cid) or ["default"],
+                "data_dir": self.data_dir}
 
     def _on_citations(self, rid: str, fields: dict) -> None:
         p = self._pending.get(rid)

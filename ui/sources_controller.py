@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QToolButton
+from PySide6.QtWidgets import QMenu, QToolButton
 
 from ui.sent_report import SentReport
 from ui.source_viewer import SourceViewer
@@ -38,12 +38,21 @@ class SourcesController(QObject):
         self.window = window
         self.viewer: SourceViewer | None = None
         self.report: SentReport | None = None
-        self.panel = SourcesPanel(window.client, str(window.paths.data_dir))
+        settings = window.settings
+        self.panel = SourcesPanel(window.client, str(window.paths.data_dir),
+                                  str(settings.get("sources", "collection") or "default"))
+        self.panel.set_watched(self.panel.collection not in self._unwatched())
+        window.session.default_collections = [self.panel.collection]
         self.panel.hide()
         window.splitter.addWidget(self.panel)
         window.splitter.setCollapsible(window.splitter.indexOf(self.panel), True)
 
         self.use_button = _header_button("Use my sources", "useSourcesButton", USE_SOURCES_TIP)
+        # The arrow beside the switch chooses the collections this conversation answers from.
+        self.use_button.setPopupMode(QToolButton.MenuButtonPopup)
+        self.collections_menu = QMenu(self.use_button)
+        self.collections_menu.aboutToShow.connect(self._fill_collections_menu)
+        self.use_button.setMenu(self.collections_menu)
         self.panel_button = _header_button("Sources", "sourcesButton", "Show the indexed files and add more")
         row = window.header_row
         row.insertWidget(row.count() - 1, self.use_button)
@@ -57,8 +66,73 @@ class SourcesController(QObject):
         window.session.citations_received.connect(self._on_citations)
         # The engine learns the data dir from commands; this one makes it watch (and catch up
         # on) what was indexed in earlier runs as soon as it starts, and again after a restart.
-        window.client.engine_started.connect(
-            lambda _pid: window.client.watch_sources(self.panel.collection, self.panel.data_dir))
+        window.client.engine_started.connect(self._on_engine_started)
+        self.panel.collection_changed.connect(self._on_panel_collection)
+        self.panel.collections_changed.connect(lambda _names: self._update_use_tip())
+        self.panel.watch_toggled.connect(self._on_watch_toggled)
+
+    def _unwatched(self) -> list[str]:
+        return [str(x) for x in (self.window.settings.get("sources", "unwatched") or [])]
+
+    def _on_engine_started(self, _pid: int) -> None:
+        client, data_dir = self.window.client, self.panel.data_dir
+        client.watch_sources(self.panel.collection, data_dir, enabled=self.panel.collection not in self._unwatched())
+        for name in self._unwatched():
+            if name != self.panel.collection:
+                client.watch_sources(name, data_dir, enabled=False)
+        self.panel.refresh_collections()
+
+    def _on_watch_toggled(self, collection: str, on: bool) -> None:
+        names = [n for n in self._unwatched() if n != collection] + ([] if on else [collection])
+        self.window.settings.set("sources", "unwatched", names)
+
+    def _on_panel_collection(self, name: str) -> None:
+        self.window.settings.set("sources", "collection", name)
+        self.window.session.default_collections = [name]
+        self.panel.set_watched(name not in self._unwatched())
+        self._update_use_tip()
+
+    # ------------------------------------------------------------------ collections of a conversation
+
+    def conversation_collections(self) -> list[str]:
+        return self.window.session.collections_of(self.window.current_id)
+
+    def _fill_collections_menu(self) -> None:
+        menu = self.collections_menu
+        menu.clear()
+        title = menu.addAction("Answer from these collections:")
+        title.setEnabled(False)
+        chosen = set(self.conversation_collections())
+        for name in self.panel.collections:
+            info = self.panel.collection_info.get(name) or {}
+            n = int(info.get("files", 0)) if info else 0
+            label = f"{name}  ({n} file{'' if n == 1 else 's'})" if n else f"{name}  (empty)"
+            act = menu.addAction(label)
+            act.setCheckable(True)
+            act.setChecked(name in chosen)
+            act.setData(name)
+            act.toggled.connect(lambda on, n=name: self.choose_collection(n, on))
+
+    def choose_collection(self, name: str, on: bool) -> None:
+        """Add ``name`` to (or take it from) the open conversation's collections. The last one
+        cannot be taken away: turn "Use my sources" off for that."""
+        cid = self.window.current_id
+        if cid is None:
+            return
+        names = self.conversation_collections()
+        names = (names + [name]) if on and name not in names else [n for n in names if n != name or on]
+        if not names:
+            return
+        self.window.session.set_collections(cid, names)
+        if on:
+            self.set_use_sources(True)
+        log.info("conversation %d answers from %s", cid, names)
+        self._update_use_tip()
+
+    def _update_use_tip(self) -> None:
+        names = self.conversation_collections()
+        self.use_button.setToolTip(f"{USE_SOURCES_TIP}\nCollections: {', '.join(names)} "
+                                   "(the arrow chooses others)")
 
     # ------------------------------------------------------------------ panel and switch
 
@@ -80,14 +154,21 @@ class SourcesController(QObject):
         dropped their logs means to ask about them, and the switch shows it can be turned off."""
         self.show_panel(True)
         rid = self.panel.start([str(p) for p in paths])
-        if self.window.current_id is not None:
+        cid = self.window.current_id
+        if cid is not None:
+            # The conversation answers from what was just added, as well as what it used before;
+            # written down, so switching the panel to another collection later does not change it.
+            names = self.conversation_collections()
+            self.window.session.set_collections(cid, names + [self.panel.collection])
             self.set_use_sources(True)
+            self._update_use_tip()
         return rid
 
     def conversation_opened(self, cid: int | None) -> None:
         self.use_button.blockSignals(True)
         self.use_button.setChecked(self.window.session.uses_sources(cid))
         self.use_button.blockSignals(False)
+        self._update_use_tip()
 
     def _on_use_toggled(self, on: bool) -> None:
         cid = self.window.current_id

@@ -17,8 +17,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QFileDialog, QFrame, QHBoxLayout, QHeaderView, QLabel, QMenu, QProgressBar, QPushButton,
-    QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMenu,
+    QMessageBox, QProgressBar, QPushButton, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
 )
 
 from engine.protocol import WATCH_ID_PREFIX
@@ -26,7 +26,20 @@ from ui.client import EngineClient
 
 log = logging.getLogger(__name__)
 
-PHASES = {"scan": "Looking at files", "read": "Reading", "embed": "Embedding"}
+PHASES = {"scan": "Looking at files", "read": "Reading", "embed": "Embedding", "paused": "Paused"}
+NEW_COLLECTION = "New collection…"
+MAX_COLLECTION_NAME = 60
+
+
+def collection_name_problem(name: str, existing: list[str]) -> str:
+    """Why ``name`` cannot be a new collection, or "" when it can."""
+    if not name:
+        return "A collection needs a name."
+    if len(name) > MAX_COLLECTION_NAME:
+        return f"Keep the name under {MAX_COLLECTION_NAME} characters."
+    if name == NEW_COLLECTION or name.lower() in (c.lower() for c in existing):
+        return f"There is already a collection called “{name}”."
+    return ""
 STATUS_TEXT = {"indexed": "Indexed", "appending": "New lines to read", "skipped": "Skipped",
                "missing": "Missing"}
 
@@ -40,6 +53,10 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def eta_text(done: int, total: int, elapsed: float) -> str:
     if done <= 0 or total <= done or elapsed < 1.0:
         return ""
@@ -51,13 +68,22 @@ class SourcesPanel(QFrame):
     """Emits ``index_requested(paths)``; the window sends it to the engine."""
 
     index_requested = Signal(list)
+    collection_changed = Signal(str)        # the collection shown (and added to) changed
+    collections_changed = Signal(list)      # the names known, after a CollectionList
+    watch_toggled = Signal(str, bool)       # collection, watched
 
     def __init__(self, client: EngineClient, data_dir: str, collection: str = "default",
                  parent: QWidget | None = None):
         super().__init__(parent)
         self.client = client
         self.data_dir = data_dir
-        self.collection = collection
+        self.collection = collection or "default"
+        # Names the person created that hold nothing yet: the engine knows a collection only
+        # once something was indexed into it.
+        self.collections: list[str] = [self.collection]
+        self.collection_info: dict[str, dict] = {}
+        self.paused = False
+        self._paused_at = 0.0
         self.job_id = ""
         self.sources: list[dict] = []
         self.last_summary: dict = {}
@@ -85,6 +111,19 @@ class SourcesPanel(QFrame):
         head.addWidget(self.add_button)
         lay.addLayout(head)
 
+        pick = QHBoxLayout()
+        pick_label = QLabel("Collection")
+        pick_label.setObjectName("panelHint")
+        self.collection_box = QComboBox()
+        self.collection_box.setObjectName("collectionBox")
+        self.collection_box.setToolTip("Files are indexed into named collections; each conversation chooses "
+                                       "which ones it answers from (the arrow beside “Use my sources”).")
+        self.collection_box.activated.connect(self._on_collection_picked)
+        pick.addWidget(pick_label)
+        pick.addWidget(self.collection_box, 1)
+        lay.addLayout(pick)
+        self._fill_collections()
+
         self.hint = QLabel("Drop folders or files (logs, text, markdown, HTML, CSV, JSON, PDF, Word) on the window, "
                            "or use Add sources. Then switch on “Use my sources” to ask about them.")
         self.hint.setObjectName("panelHint")
@@ -105,10 +144,16 @@ class SourcesPanel(QFrame):
         row = QHBoxLayout()
         self.job_detail = QLabel()
         self.job_detail.setObjectName("jobDetail")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setObjectName("pauseIndex")
+        self.pause_button.setToolTip("Stop reading for now and keep what was read; Resume goes on from there. "
+                                     "Watching waits too.")
+        self.pause_button.clicked.connect(lambda: self.set_paused(not self.paused))
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("cancelIndex")
         self.cancel_button.clicked.connect(self.cancel)
         row.addWidget(self.job_detail, 1)
+        row.addWidget(self.pause_button)
         row.addWidget(self.cancel_button)
         job_lay.addWidget(self.job_label)
         job_lay.addWidget(self.progress)
@@ -149,6 +194,13 @@ class SourcesPanel(QFrame):
             lambda: self.remove_button.setEnabled(bool(self.selected_paths())))
         lay.addWidget(self.tree, 1)
         foot = QHBoxLayout()
+        self.watch_box = QCheckBox("Watch for changes")
+        self.watch_box.setObjectName("watchSources")
+        self.watch_box.setToolTip("While Lantern runs, lines appended to indexed logs and files added to "
+                                  "indexed folders are read on their own, and deleted files leave the index.")
+        self.watch_box.setChecked(True)
+        self.watch_box.toggled.connect(self._on_watch_toggled)
+        foot.addWidget(self.watch_box)
         self.remove_button = QPushButton("Remove from index")
         self.remove_button.setObjectName("removeSources")
         self.remove_button.setToolTip("Forget the selected files: search and answers stop using them. "
@@ -164,6 +216,8 @@ class SourcesPanel(QFrame):
         client.sources_listed.connect(self._on_listed)
         client.sources_removed.connect(self._on_removed)
         client.request_failed.connect(self._on_failed)
+        client.collections_listed.connect(self._on_collections)
+        client.indexing_paused.connect(self._on_paused)
         client.reply_cancelled.connect(lambda rid, _text: self.job_cancelled(rid))
 
     # ------------------------------------------------------------------ actions
@@ -184,13 +238,102 @@ class SourcesPanel(QFrame):
         self._job_started = time.monotonic()
         self._phase_started = (None, 0.0)
         names = ", ".join(Path(p).name or p for p in paths[:3]) + (" …" if len(paths) > 3 else "")
-        self.job_label.setText(f"Indexing {names}")
-        self.job_detail.setText("Starting…")
+        self.job_label.setText(f"Indexing {names} into “{self.collection}”")
+        self.job_detail.setText("Waiting: indexing is paused" if self.paused else "Starting…")
         self.progress.setRange(0, 0)
         self.cancel_button.setEnabled(True)
         self.job.show()
         log.info("indexing %d path(s) into %s (%s)", len(paths), self.collection, self.job_id)
         return self.job_id
+
+    def set_paused(self, paused: bool) -> str:
+        return self.client.pause_indexing(paused)
+
+    def _on_paused(self, paused: bool) -> None:
+        if paused and not self.paused:
+            self._paused_at = time.monotonic()
+        elif not paused and self.paused and self._paused_at:
+            # The ETA counts reading time only: the pause is taken out of the phase's clock.
+            phase, started = self._phase_started
+            self._phase_started = (phase, started + time.monotonic() - self._paused_at)
+            self._paused_at = 0.0
+        self.paused = paused
+        self.pause_button.setText("Resume" if paused else "Pause")
+        if self.job_id:
+            self.job_detail.setText("Paused · what was read so far is kept" if paused else "Resuming…")
+
+    # ------------------------------------------------------------------ collections
+
+    def _fill_collections(self) -> None:
+        box = self.collection_box
+        box.blockSignals(True)
+        box.clear()
+        for name in self.collections:
+            info = self.collection_info.get(name)
+            box.addItem(name, name)
+            if info:
+                box.setItemData(box.count() - 1, f"{plural(int(info.get('files', 0)), 'file')}, {plural(int(info.get('chunks', 0)), 'chunk')}",
+                                Qt.ToolTipRole)
+        box.addItem(NEW_COLLECTION, "")
+        box.setCurrentIndex(max(0, self.collections.index(self.collection)))
+        box.blockSignals(False)
+
+    def _on_collection_picked(self, index: int) -> None:
+        name = self.collection_box.itemData(index)
+        if name:
+            self.set_collection(name)
+            return
+        self._fill_collections()   # back to the current one while the name is asked for
+        name, ok = QInputDialog.getText(self, "New collection",
+                                        "Name of the new collection (for example “payments logs”):")
+        if ok:
+            self.new_collection(name)
+
+    def new_collection(self, name: str) -> bool:
+        name = " ".join(name.split())
+        problem = collection_name_problem(name, self.collections)
+        if problem:
+            QMessageBox.warning(self, "New collection", problem)
+            return False
+        self.collections.append(name)
+        self.set_collection(name)
+        self.collections_changed.emit(list(self.collections))
+        return True
+
+    def set_collection(self, name: str) -> None:
+        if name not in self.collections:
+            self.collections.append(name)
+        if name != self.collection:
+            self.collection = name
+            self.collection_changed.emit(name)
+            self.sources = []
+            self.tree.clear()
+            self._last_run = ""
+            self.summary.setText("")
+            self.skipped_label.hide()
+            self.hint.show()
+        self._fill_collections()
+        self.refresh()
+
+    def refresh_collections(self) -> str:
+        return self.client.list_collections(self.data_dir)
+
+    def _on_collections(self, ev: dict) -> None:
+        self.collection_info = {c["name"]: c for c in ev.get("collections") or []}
+        known = list(self.collection_info)
+        names = known + [n for n in self.collections if n not in self.collection_info]
+        self.collections = sorted(set(names) | {self.collection}, key=lambda n: (n != "default", n.lower()))
+        self._fill_collections()
+        self.collections_changed.emit(list(self.collections))
+
+    def set_watched(self, watched: bool) -> None:
+        self.watch_box.blockSignals(True)
+        self.watch_box.setChecked(watched)
+        self.watch_box.blockSignals(False)
+
+    def _on_watch_toggled(self, on: bool) -> None:
+        self.client.watch_sources(self.collection, self.data_dir, enabled=on)
+        self.watch_toggled.emit(self.collection, on)
 
     def cancel(self) -> None:
         if self.job_id:
@@ -225,7 +368,7 @@ class SourcesPanel(QFrame):
         if ev.get("collection") != self.collection:
             return
         n = len(ev.get("paths") or [])
-        self._last_run = f"Removed {n} file(s) from the index."
+        self._last_run = f"Removed {plural(n, 'file')} from the index."
         self.summary.setText(self._last_run)
         self.refresh()
 
@@ -241,6 +384,9 @@ class SourcesPanel(QFrame):
         if ev.get("id") != self.job_id:
             return
         phase, done, total = ev.get("phase", ""), int(ev.get("done", 0)), int(ev.get("total", 0))
+        if phase == "paused":
+            self.job_detail.setText("Paused · what was read so far is kept")
+            return
         now = time.monotonic()
         if self._phase_started[0] != phase:
             self._phase_started = (phase, now)
@@ -268,10 +414,12 @@ class SourcesPanel(QFrame):
         self.last_summary = s = dict(ev.get("summary") or {})
         skipped = len(s.get("skipped") or [])
         took = s.get("seconds", 0)
-        self._last_run = (f"Last run: {s.get('files', 0)} file(s), {s.get('chunks_added', 0)} new chunk(s)"
+        self._last_run = (f"Last run: {plural(int(s.get('files', 0)), 'file')}, "
+                          f"{plural(int(s.get('chunks_added', 0)), 'new chunk')}"
                           + (f", {skipped} skipped" if skipped else "") + f" in {took:.1f} s.")
         self.summary.setText(self._last_run)
         self.refresh()
+        self.refresh_collections()
 
     def _on_failed(self, rid: str, kind: str, message: str) -> None:
         if rid != self.job_id:
@@ -321,4 +469,5 @@ class SourcesPanel(QFrame):
         if self.sources:
             self.tree.setHeaderLabels(["File", "Status", "Chunks", "Size"])
             prefix = self._last_run + "\n" if self._last_run else ""
-            self.summary.setText(f"{prefix}{indexed} file(s) indexed · {total_chunks} chunks · {human_size(total_size)}")
+            self.summary.setText(f"{prefix}{plural(indexed, 'file')} indexed · {plural(total_chunks, 'chunk')} · "
+                                 f"{human_size(total_size)}")

@@ -111,3 +111,54 @@ def test_drop_index_ask_and_open_the_cited_lines(make_window, wait_reply, qtbot,
     report = window.sources.report
     assert report is not None and "Tokens" in report.browser.toPlainText()
     shot(report, "what_was_sent.png")
+
+
+def test_collections_per_conversation(make_window, wait_reply, qtbot, tmp_path):
+    """Two collections; a conversation answers only from the ones it chose."""
+    pay, ops = tmp_path / "pay", tmp_path / "ops"
+    pay.mkdir()
+    ops.mkdir()
+    (pay / "payment.log").write_text(PAYMENT)
+    (ops / "syslog").write_text(SYSLOG * 3 + "Mar  1 10:02:00 web1 sshd[88]: Failed password for quokka-7 from 10.9.9.9\n")
+    window = make_window(max_tokens=16)
+    panel, sources = window.sources.panel, window.sources
+    finished = []
+    window.client.index_finished.connect(finished.append)
+
+    assert panel.new_collection("payments")
+    assert window.settings.get("sources", "collection") == "payments"
+    drop(window, [pay])
+    qtbot.waitUntil(lambda: len(finished) == 1, timeout=INDEX_TIMEOUT_MS)
+    first = window.current_id
+    assert window.session.collections_of(first) == ["payments"]
+    question = "why did the payment service time out on March 1st around 10:00?"
+    with wait_reply(window) as replied:
+        window.send_prompt(question)
+    cites = replied.args[2].meta.get("citations") or []
+    assert cites and all(c["path"].endswith("payment.log") for c in cites), cites
+
+    window.new_chat()
+    panel.set_collection("default")
+    drop(window, [ops])
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=INDEX_TIMEOUT_MS)
+    assert finished[1]["summary"]["collection"] == "default"
+    assert window.session.collections_of(window.current_id) == ["default"]
+    assert window.session.collections_of(first) == ["payments"]     # the panel's switch did not change it
+    qtbot.waitUntil(lambda: {"default", "payments"} <= set(panel.collection_info), timeout=30_000)
+
+    with wait_reply(window) as replied:
+        window.send_prompt(question)
+    cites = replied.args[2].meta.get("citations") or []
+    assert not any(c["path"].endswith("payment.log") for c in cites), cites
+
+    # The arrow menu lists both; choosing "payments" adds it to this conversation.
+    sources._fill_collections_menu()
+    labels = [a.text() for a in sources.collections_menu.actions() if a.isCheckable()]
+    assert labels[0].startswith("default") and labels[1] == "payments  (1 file)"
+    next(a for a in sources.collections_menu.actions() if a.data() == "payments").trigger()
+    assert window.session.collections_of(window.current_id) == ["default", "payments"]
+    with wait_reply(window) as replied:
+        window.send_prompt(question)
+    cites = replied.args[2].meta.get("citations") or []
+    assert any(c["path"].endswith("payment.log") for c in cites), cites
+    shot(window, "collections.png")

@@ -1,9 +1,11 @@
-"""The Sources panel's remove action and its refresh after the engine's own watch jobs, against
-a stand-in client: what is sent, and when the list is asked for again."""
+"""The Sources panel against a stand-in client: remove and its refresh after the engine's own
+watch jobs, collections (pick, create, refused names), pause/resume and the watch switch; what
+is sent, and what the panel shows. The real engine is driven by tests/gui/test_sources.py."""
 
 from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QMessageBox
 
-from ui.sources_panel import SourcesPanel
+from ui.sources_panel import NEW_COLLECTION, SourcesPanel
 
 
 class FakeClient(QObject):
@@ -13,6 +15,8 @@ class FakeClient(QObject):
     sources_removed = Signal(dict)
     request_failed = Signal(str, str, str)
     reply_cancelled = Signal(str, str)
+    collections_listed = Signal(dict)
+    indexing_paused = Signal(bool)
 
     def __init__(self):
         super().__init__()
@@ -25,6 +29,22 @@ class FakeClient(QObject):
     def list_sources(self, collection, data_dir):
         self.sent.append(("list", collection, data_dir))
         return "l1"
+
+    def list_collections(self, data_dir):
+        self.sent.append(("collections", data_dir))
+        return "c1"
+
+    def pause_indexing(self, paused):
+        self.sent.append(("pause", paused))
+        return "p1"
+
+    def watch_sources(self, collection, data_dir, enabled=True):
+        self.sent.append(("watch", collection, enabled))
+        return "w1"
+
+    def index_paths(self, paths, collection, data_dir):
+        self.sent.append(("index", list(paths), collection))
+        return "i1"
 
 
 SOURCES = [{"path": "/logs/app.log", "status": "indexed", "chunks": 3, "size": 100},
@@ -53,3 +73,54 @@ def test_watch_jobs_refresh_the_list_without_a_job_of_ours(qtbot):
     assert client.sent == [("list", "default", "/data")] and not panel.is_indexing()
     client.index_finished.emit({"id": "someone-else", "summary": {}})
     assert len(client.sent) == 1
+
+
+def test_collections_pick_create_and_refuse(qtbot, monkeypatch):
+    client = FakeClient()
+    panel = SourcesPanel(client, "/data")
+    qtbot.addWidget(panel)
+    changed = []
+    panel.collection_changed.connect(changed.append)
+    client.collections_listed.emit({"collections": [{"name": "default", "files": 2, "chunks": 9, "size": 10},
+                                                    {"name": "payments", "files": 1, "chunks": 4, "size": 5}]})
+    box = panel.collection_box
+    assert [box.itemText(i) for i in range(box.count())] == ["default", "payments", NEW_COLLECTION]
+    box.activated.emit(1)
+    assert panel.collection == "payments" and changed == ["payments"]
+    assert client.sent[-1] == ("list", "payments", "/data")
+    panel.start(["/logs"])
+    assert client.sent[-1] == ("index", ["/logs"], "payments") and "payments" in panel.job_label.text()
+
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warned.append(a[2]))
+    assert not panel.new_collection("Payments") and "already" in warned[-1]
+    assert not panel.new_collection("   ") and "needs a name" in warned[-1]
+    assert not panel.new_collection("x" * 61)
+    assert panel.new_collection("  night   batch ")
+    assert panel.collection == "night batch" and box.currentText() == "night batch"
+    # A new, empty collection stays listed when the engine's list (which cannot know it yet) comes.
+    client.collections_listed.emit({"collections": [{"name": "default", "files": 2, "chunks": 9, "size": 10}]})
+    assert panel.collections == ["default", "night batch", "payments"]
+
+
+def test_pause_resume_and_watch_switch(qtbot):
+    client = FakeClient()
+    panel = SourcesPanel(client, "/data")
+    qtbot.addWidget(panel)
+    panel.start(["/logs"])
+    qtbot.mouseClick(panel.pause_button, Qt.LeftButton)
+    assert client.sent[-1] == ("pause", True) and panel.pause_button.text() == "Pause"   # until the engine says
+    client.indexing_paused.emit(True)
+    assert panel.pause_button.text() == "Resume" and "Paused" in panel.job_detail.text()
+    client.index_progress.emit({"id": "i1", "phase": "paused"})
+    assert "Paused" in panel.job_detail.text()
+    qtbot.mouseClick(panel.pause_button, Qt.LeftButton)
+    assert client.sent[-1] == ("pause", False)
+    client.indexing_paused.emit(False)
+    client.index_progress.emit({"id": "i1", "phase": "read", "done": 1, "total": 4})
+    assert panel.pause_button.text() == "Pause" and "Reading: 1 of 4 files" in panel.job_detail.text()
+
+    watched = []
+    panel.watch_toggled.connect(lambda c, on: watched.append((c, on)))
+    panel.watch_box.setChecked(False)
+    assert client.sent[-1] == ("watch", "default", False) and watched == [("default", False)]
