@@ -320,9 +320,10 @@ class Indexer:
                      [np.zeros(cfg["dim"], dtype=np.float32)]
                 ids.append(cid)
                 vectors.append(mean_vector(vs))
-            self.store.upsert(collection, cfg, ids, np.stack(vectors))
+            matrix = np.stack(vectors)
+            self.store.upsert(collection, cfg, ids, matrix)
             with self.manifest:
-                self.manifest.mark_embedded(ids)
+                self.manifest.mark_embedded(ids, matrix)
             done += len(ids)
             report.embedded += len(ids)
         self._progress("embed", done, total, "")

@@ -63,20 +63,105 @@ def index_text(text: str) -> str:
     return " ".join(_encode(t) for t in tokens(text))
 
 
-def match_query(text: str, *, drop_stopwords: bool = True) -> str | None:
-    """An FTS5 MATCH expression: any query token, BM25 ranks records with more (and rarer) ones.
-    Compound identifiers count whole only, so an IP never matches on its octets."""
+def match_terms(text: str, *, drop_stopwords: bool = True) -> list[str]:
+    """The query's tokens as the FTS column spells them, once each, in order. Compound
+    identifiers count whole only, so an IP never matches on its octets."""
     seen: dict[str, None] = {}
     for run in _RUN.findall(text.lower()):
         tok = _clean(run)
         if not tok or (drop_stopwords and tok in STOPWORDS):
             continue
         seen.setdefault(_encode(tok), None)
-    if not seen:
-        return None
-    return " OR ".join(f'"{t}"' for t in seen)
+    return list(seen)
+
+
+def any_of(terms: list[str]) -> str:
+    return " OR ".join(f'"{t}"' for t in terms)
+
+
+def match_query(text: str, *, drop_stopwords: bool = True) -> str | None:
+    """An FTS5 MATCH expression: any query token, BM25 ranks records with more (and rarer) ones."""
+    terms = match_terms(text, drop_stopwords=drop_stopwords)
+    return any_of(terms) if terms else None
+
+
+# Postings a lexical query may rank. FTS5's bm25() scores every chunk the expression matches, and
+# for its IDF it walks every posting of every phrase in the expression, with a callback per row.
+# A plain-language question made of common words ("why did the payment service time out") thus
+# cost 0.5 s at 1M log lines (140k chunks). So only rare words (rarest first, while their postings
+# fit this budget) go to FTS5; common words, which carry little weight anyway (low IDF), are
+# scored in Python on the few candidates (``Scorer``), and the dense side handles the meaning.
+POSTINGS_BUDGET = 5000
+
+
+def split_rare(terms: list[str], doc_freq: dict[str, int], budget: int = POSTINGS_BUDGET) -> tuple[list[str], list[str]]:
+    """(rare, common) among the terms present in the index: rare ones rarest first while their
+    postings fit ``budget``; the rest, in query order."""
+    present = [t for t in terms if doc_freq.get(t, 0) > 0]
+    rare, used = [], 0
+    for t in sorted(present, key=lambda t: doc_freq[t]):
+        if used + doc_freq[t] > budget:
+            break
+        rare.append(t)
+        used += doc_freq[t]
+    return rare, [t for t in present if t not in rare]
+
+
+def all_of(terms: list[str]) -> str:
+    return " AND ".join(f'"{t}"' for t in terms)
+
+
+def decode(term: str) -> str:
+    """The raw token of an FTS term (inverse of the encoding)."""
+    out, i = [], 0
+    while i < len(term):
+        if term[i] == "_" and i + 1 < len(term) and term[i + 1] in _NAME_SEPS:
+            out.append(_NAME_SEPS[term[i + 1]])
+            i += 2
+        else:
+            out.append(term[i])
+            i += 1
+    return "".join(out)
+
+
+_NAME_SEPS = {v: k for k, v in _SEP_NAMES.items()}
+
+
+class Scorer:
+    """BM25 over a handful of candidate chunks, in Python, with document frequencies from the
+    index: what FTS5 would compute, without its walk over every posting of the common words."""
+
+    K1, B = 1.2, 0.75
+
+    def __init__(self, terms: list[str], doc_freq: dict[str, int], n_docs: int):
+        import math
+
+        n = max(n_docs, 1)
+        self.idf = {decode(t): math.log(1 + (n - doc_freq.get(t, 0) + 0.5) / (doc_freq.get(t, 0) + 0.5))
+                    for t in terms if doc_freq.get(t, 0) > 0}
+        self._pattern: re.Pattern | None = None
+
+    def scores(self, texts: list[str]) -> list[float]:
+        """One regex pass per text (full tokenizing cost ~0.5 ms a chunk); a term counts where it
+        stands alone or as a part of a compound name, as in the index. Length is in characters."""
+        from collections import Counter
+
+        if not self.idf:
+            return [0.0] * len(texts)
+        if self._pattern is None:
+            alts = "|".join(re.escape(t) for t in sorted(self.idf, key=len, reverse=True))
+            self._pattern = re.compile(rf"(?<![\w])({alts})(?![\w])")
+        counts = [Counter(self._pattern.findall(t.lower())) for t in texts]
+        lengths = [len(t) for t in texts]
+        avg = (sum(lengths) / len(lengths)) if lengths else 1.0
+        out = []
+        for c, n in zip(counts, lengths):
+            norm = self.K1 * (1 - self.B + self.B * n / max(avg, 1.0))
+            out.append(sum(self.idf[t] * k * (self.K1 + 1) / (k + norm) for t, k in c.items()))
+        return out
 
 
 def query_terms(text: str) -> list[str]:
     """Query tokens in raw form, for picking the best record inside a chunk."""
     return [t for t in (_clean(r) for r in _RUN.findall(text.lower())) if t and t not in STOPWORDS]
+

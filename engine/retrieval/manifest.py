@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     embedded INTEGER DEFAULT 0);
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(collection, path);
 CREATE INDEX IF NOT EXISTS chunks_pending ON chunks(collection, embedded);
+-- Time filters ("on March 1st around 10:00") read this instead of every chunk: 260 ms -> 20 ms
+-- at 140k chunks. An index built before it existed gets it at the next open (well under a second).
+CREATE INDEX IF NOT EXISTS chunks_time ON chunks(collection, t_max, t_min);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize="{lexical.FTS_TOKENIZE}");
 CREATE TABLE IF NOT EXISTS embed_cache (key TEXT PRIMARY KEY, vector BLOB);
 CREATE TABLE IF NOT EXISTS vector_deletes (collection TEXT, id TEXT, PRIMARY KEY (collection, id));
@@ -78,6 +81,7 @@ _SOURCE_COLS = [f for f in Source.__dataclass_fields__]
 class Manifest:
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        self._spans: dict[str, tuple[float, float]] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # The engine worker thread owns this connection; the check is relaxed so tests and
@@ -87,6 +91,11 @@ class Manifest:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            if "vec" not in {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}:
+                # Each chunk's vector (float16), beside chroma's copy: a filtered search ranks the
+                # few chunks the filter allows with one matrix product (chroma's id-filtered query
+                # took ~55 ms for 300 ids), and the vector store can be rebuilt without embedding.
+                self.db.execute("ALTER TABLE chunks ADD COLUMN vec BLOB")
         except sqlite3.Error as e:
             raise EngineError(ErrorKind.INDEX_IO,
                               f"The index file {self.path} cannot be opened ({e}). Check that the data folder "
@@ -177,15 +186,45 @@ class Manifest:
                 self.db.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)",
                                 (cur.lastrowid, lexical.index_text(c.text)))
                 added += 1
+        spans = [c.t_max - c.t_min for c in chunks if c.t_min is not None and c.t_max is not None]
+        if spans and max(spans) > self.max_span(collection, write=True):
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"max_span:{collection}", str(max(spans))))
         return added
+
+    def max_span(self, collection: str, write: bool = False) -> float:
+        """The longest time any chunk of the collection spans (seconds; never shrinks on delete):
+        a time filter can then bound t_max on both sides and read a short stretch of chunks_time.
+        Kept in meta by add_chunks. An index from before that has none: it is worked out here,
+        stored by the writer (``write``), and only held in memory for a while by a reader, which
+        must not take the write lock an index job may hold."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (f"max_span:{collection}",)).fetchone()
+        if row is not None:
+            return float(row[0])
+        held = self._spans.get(collection)
+        if held is not None and not write and time.monotonic() - held[1] < 60:
+            return held[0]
+        span = float(self.db.execute("SELECT coalesce(max(t_max - t_min), 0) FROM chunks WHERE collection = ?",
+                                     (collection,)).fetchone()[0])
+        if write:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"max_span:{collection}", str(span)))
+        else:
+            self._spans[collection] = (span, time.monotonic())
+        return span
 
     def pending(self, collection: str, limit: int = 256) -> list[tuple[str, list[str]]]:
         rows = self.db.execute("SELECT id, embed_texts FROM chunks WHERE collection=? AND embedded=0 LIMIT ?",
                                (collection, limit)).fetchall()
         return [(cid, json.loads(t)) for cid, t in rows]
 
-    def mark_embedded(self, ids: list[str]) -> None:
-        self.db.executemany("UPDATE chunks SET embedded=1 WHERE id=?", [(i,) for i in ids])
+    def mark_embedded(self, ids: list[str], vectors=None) -> None:
+        """``vectors``: the chunks' vectors (rows of a float array), kept as float16."""
+        if vectors is None:
+            self.db.executemany("UPDATE chunks SET embedded=1 WHERE id=?", [(i,) for i in ids])
+            return
+        import numpy as np
+        half = np.asarray(vectors, dtype=np.float16)
+        self.db.executemany("UPDATE chunks SET embedded=1, vec=? WHERE id=?",
+                            [(half[k].tobytes(), i) for k, i in enumerate(ids)])
 
     def vector_deletes(self, collection: str) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM vector_deletes WHERE collection=?", (collection,))]

@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -28,9 +31,37 @@ log = logging.getLogger(__name__)
 RRF_K = 60
 CANDIDATES = 50
 # The dense side gets the allowed ids when filters leave fewer chunks than this; beyond it,
-# it over-fetches and drops what the filters exclude.
-MAX_ID_FILTER = 20000
+# it over-fetches and drops what the filters exclude. Reading 20k ids and handing them to
+# chroma cost ~110 ms; past a few thousand, the filtered chunks are a big enough share that
+# the global top 1,000 holds plenty of them.
+MAX_ID_FILTER = 5000
 LEVEL_BOOST = 0.5 / (RRF_K + 1)
+DF_CACHE_S = 300.0
+# Every query word common: the chunks holding all of them are candidates when at most this many.
+ALL_COMMON_MAX = 200
+DF_CACHE_MIN = 1000
+
+
+def _nearest(rows: list[tuple[int, str, bytes]], qvec: np.ndarray, k: int) -> list[int]:
+    """Rowids of the ``k`` rows (rowid, id, float16 vector) nearest to ``qvec``, nearest first."""
+    matrix = np.frombuffer(b"".join(v for _, _, v in rows), dtype=np.float16).reshape(len(rows), -1)
+    sims = matrix.astype(np.float32) @ qvec
+    top = np.argsort(-sims)[:k] if len(rows) <= k else np.argpartition(-sims, k)[:k]
+    top = top[np.argsort(-sims[top])]
+    return [rows[i][0] for i in top]
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _query_pool() -> ThreadPoolExecutor:
+    """One thread for query vectors, shared by every retriever in the process."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(1, thread_name_prefix="lantern-query-vector")
+        return _pool
 
 
 @dataclass
@@ -68,23 +99,58 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         manifest.db.create_function("lantern_glob", 2, glob_match, deterministic=True)
+        # How many chunks hold a term, read from the FTS index itself (per connection, not stored).
+        manifest.db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)")
+
+        self._df_cache: dict[str, int] = {}
+        self._df_cache_at = time.monotonic()
+        self._n_docs_cached: int | None = None
+        self._n_docs_at = 0.0
+
+    def doc_freq(self, terms: list[str]) -> dict[str, int]:
+        """Chunks holding each term. Counting walks the term's postings (7 ms for a term in 100k
+        chunks), so the counts of common terms are kept for a few minutes: for planning a query
+        an old count of a common word is as good as a new one. Rare counts are cheap and always
+        fresh, so a line appended a second ago is found."""
+        if time.monotonic() - self._df_cache_at > DF_CACHE_S:
+            self._df_cache.clear()
+            self._df_cache_at = time.monotonic()
+        out = {t: self._df_cache[t] for t in terms if t in self._df_cache}
+        missing = [t for t in terms if t not in out]
+        if missing:
+            rows = self.manifest.db.execute(
+                f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({','.join('?' * len(missing))})", missing)
+            for term, n in rows.fetchall():
+                out[term] = n
+                if n >= DF_CACHE_MIN:
+                    self._df_cache[term] = n
+        return out
 
     def search(self, question: str, k: int = 5, filters: Filters | None = None,
                understand: bool = True) -> list[Hit]:
         f = filters or Filters()
         intent = query_mod.parse(question) if understand else query_mod.Intent(question)
+        # The question's vector is computed on another thread while SQLite does the lexical side
+        # (torch and SQLite both release the GIL), once even when the search runs twice below.
+        # Not at all when the collection has no vectors: that would load the model for nothing.
+        qvec = None
+        if self.manifest.db.execute("SELECT 1 FROM chunks WHERE collection = ? AND embedded = 1 LIMIT 1",
+                                    (f.collection,)).fetchone():
+            qvec = _query_pool().submit(self.embedder.embed_query, question)
         if understand and f.since is None and f.until is None and intent.since is not None:
             # Time words in the question filter; if nothing is in that window, fall back to no window.
             timed = Filters(f.collection, f.file_glob, intent.since, intent.until, f.level)
-            hits = self._search(intent.text or question, question, k, timed, intent.level_boost)
+            hits = self._search(intent.text or question, qvec, k, timed, intent.level_boost)
             if hits:
                 return hits
-        return self._search(intent.text or question, question, k, f, intent.level_boost)
+        return self._search(intent.text or question, qvec, k, f, intent.level_boost)
 
-    def _search(self, lexical_text: str, dense_text: str, k: int, f: Filters, boost: str | None) -> list[Hit]:
+    def _search(self, lexical_text: str, qvec: Future | None, k: int, f: Filters, boost: str | None) -> list[Hit]:
         where, args = self._where(f)
-        lex = self._lexical(lexical_text, where, args)
-        dense = self._dense(dense_text, where, args, f)
+        lex, pending = self._lexical(lexical_text, where, args)
+        dense = self._dense(qvec, where, args, f)
+        if pending is not None:
+            lex = self._rescore(pending, list(dict.fromkeys(lex + dense)))[:CANDIDATES]
         scores: dict[int, float] = {}
         for ranked in (lex, dense):
             for rank, rowid in enumerate(ranked):
@@ -111,6 +177,11 @@ class Retriever:
         if f.until is not None:
             where.append("c.t_min < ?")
             args.append(f.until)
+            if f.since is not None:
+                # Redundant, but it gives chunks_time an upper end: a chunk that ends after
+                # until + the longest span cannot start before until.
+                where.append("c.t_max <= ?")
+                args.append(f.until + self.manifest.max_span(f.collection))
         if f.level:
             where.append("c.max_level >= ?")
             args.append(LEVEL_RANK[f.level])
@@ -119,36 +190,79 @@ class Retriever:
             args.append(f.file_glob)
         return " AND ".join(where), args
 
-    def _lexical(self, text: str, where: str, args: list) -> list[int]:
-        expr = lexical.match_query(text)
-        if expr is None:
-            return []
+    def _lexical(self, text: str, where: str, args: list) -> tuple[list[int], lexical.Scorer | None]:
+        """Lexical candidates, best first. FTS5 ranks the rare words' chunks; the common words
+        then re-rank those in Python (``lexical.Scorer``). When every word is common, the
+        candidates are the few chunks holding them all plus, later, the dense side's; the
+        returned scorer says that ranking is still to do (``_rescore`` after the dense side)."""
+        terms = lexical.match_terms(text)
+        df = self.doc_freq(terms)
+        rare, common = lexical.split_rare(terms, df)
+        if not rare and not common:
+            return [], None
+        db = self.manifest.db
+        scorer = lexical.Scorer(rare + common, df, self._n_docs())
+        # CROSS JOIN keeps FTS5 first: left free, SQLite may walk the collection's chunks and run
+        # the MATCH once per chunk (36 s for two common words at 140k chunks).
         try:
-            rows = self.manifest.db.execute(
-                f"SELECT c.rowid FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
-                f"WHERE chunks_fts MATCH ? AND {where} ORDER BY bm25(chunks_fts) LIMIT ?",
-                [expr, *args, CANDIDATES]).fetchall()
+            if rare:
+                rows = db.execute(
+                    f"SELECT c.rowid FROM chunks_fts CROSS JOIN chunks c ON c.rowid = chunks_fts.rowid "
+                    f"WHERE chunks_fts MATCH ? AND {where} ORDER BY bm25(chunks_fts) LIMIT ?",
+                    [lexical.any_of(rare), *args, CANDIDATES * (2 if common else 1)]).fetchall()
+                found = [r[0] for r in rows]
+                return (self._rescore(scorer, found) if common else found)[:CANDIDATES], None
+            # The chunks holding every word, if they are few (counted before any filter, so a
+            # filter that rejects them all cannot make this walk the whole intersection).
+            both = [r[0] for r in db.execute("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?",
+                                             [lexical.all_of(common), ALL_COMMON_MAX + 1])]
+            if not both or len(both) > ALL_COMMON_MAX:
+                return [], scorer
+            rows = db.execute(f"SELECT c.rowid FROM chunks c WHERE c.rowid IN ({','.join('?' * len(both))}) "
+                              f"AND {where}", [*both, *args]).fetchall()
         except sqlite3.OperationalError as e:
-            log.warning("lexical query %r failed: %s", expr, e)
-            return []
-        return [r[0] for r in rows]
+            log.warning("lexical query for %r failed: %s", text, e)
+            return [], None
+        return [r[0] for r in rows], scorer
 
-    def _dense(self, text: str, where: str, args: list, f: Filters) -> list[int]:
-        self._qvec = None
-        embedded = self.manifest.db.execute(
-            f"SELECT count(*) FROM chunks c WHERE {where} AND c.embedded = 1", args).fetchone()[0]
-        if not embedded:
+    def _rescore(self, scorer: lexical.Scorer, rowids: list[int]) -> list[int]:
+        """``rowids`` that hold a query word, by BM25 over all the query's words."""
+        if not rowids:
             return []
-        self._qvec = qvec = self.embedder.embed_query(text)
-        cfg = self.embedder.config
+        texts = dict(self.manifest.db.execute(
+            f"SELECT rowid, text FROM chunks WHERE rowid IN ({','.join('?' * len(rowids))})", rowids).fetchall())
+        have = [r for r in rowids if r in texts]
+        scored = [(sc, r) for sc, r in zip(scorer.scores([texts[r] for r in have]), have) if sc > 0]
+        return [r for _, r in sorted(scored, key=lambda x: -x[0])]
+
+    def _n_docs(self) -> int:
+        if self._n_docs_cached is None or time.monotonic() - self._n_docs_at > DF_CACHE_S:
+            self._n_docs_cached = self.manifest.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            self._n_docs_at = time.monotonic()
+        return self._n_docs_cached
+
+    def _dense(self, qvec: Future | None, where: str, args: list, f: Filters) -> list[int]:
+        self._qvec = None
+        if qvec is None:
+            return []
         ids = None
         n = CANDIDATES
         if f.narrowing:
-            if embedded <= MAX_ID_FILTER:
-                ids = [r[0] for r in self.manifest.db.execute(
-                    f"SELECT c.id FROM chunks c WHERE {where} AND c.embedded = 1", args)]
+            # One read: the allowed chunks if they are few, else proof that there are many.
+            allowed = self.manifest.db.execute(
+                f"SELECT c.rowid, c.id, c.vec FROM chunks c WHERE {where} AND c.embedded = 1 LIMIT ?",
+                [*args, MAX_ID_FILTER + 1]).fetchall()
+            if not allowed:
+                return []
+            if len(allowed) <= MAX_ID_FILTER:
+                if all(v is not None for _, _, v in allowed):
+                    self._qvec = qvec = qvec.result()
+                    return _nearest(allowed, qvec, CANDIDATES)
+                ids = [cid for _, cid, _ in allowed]   # an index from before chunk vectors were kept
             else:
                 n = CANDIDATES * 20
+        self._qvec = qvec = qvec.result()
+        cfg = self.embedder.config
         found = self.store.query(f.collection, cfg, qvec, n, ids)
         if not found:
             return []

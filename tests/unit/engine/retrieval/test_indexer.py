@@ -148,3 +148,30 @@ def test_collection_refuses_another_embedder(index, logs, tmp_path):
 
     with pytest.raises(EngineError, match="built with the embedder"):
         index.store.collection.__func__(type(index.store)(tmp_path / "data" / "chroma"), "default", Other.config)
+
+
+def test_filtered_dense_search_ranks_the_kept_vectors_like_chroma(index, logs):
+    """A filtered search ranks the allowed chunks with the vectors kept in the manifest; the
+    order must be chroma's own for the same chunks, and an index without kept vectors (from
+    before they were kept) still searches, through chroma."""
+    import numpy as np
+
+    from engine.retrieval import retriever as R
+
+    index.index(logs)
+    rows = index.manifest.db.execute("SELECT rowid, id, vec FROM chunks WHERE embedded = 1").fetchall()
+    assert rows and all(v is not None and len(v) == 2 * 384 for _, _, v in rows)
+    q = index.embedder.embed_query("someone tried to log in with a wrong password")
+    ours = R._nearest(rows, q, 5)
+    by_id = {cid: rowid for rowid, cid, _ in rows}
+    theirs = [by_id[cid] for cid, _ in index.store.query("default", index.embedder.config, q, 5,
+                                                         [cid for _, cid, _ in rows])]
+    assert ours == theirs
+    # The kept vector is the stored one, within float16 precision.
+    got = index.store.collection("default", index.embedder.config).get(ids=[rows[0][1]], include=["embeddings"])
+    assert np.allclose(np.frombuffer(rows[0][2], dtype=np.float16), got["embeddings"][0], atol=2e-3)
+
+    since = __import__("datetime").datetime(2024, 6, 21, 10, 0).timestamp()
+    with_vec = index.search("tenant sync failed", k=3, since=since, until=since + 300)
+    index.manifest.db.execute("UPDATE chunks SET vec = NULL")
+    assert index.search("tenant sync failed", k=3, since=since, until=since + 300) == with_vec
