@@ -284,8 +284,36 @@ class Indexer:
             with self.manifest:
                 self.manifest.clear_vector_deletes(collection, ids)
 
+    def restore_vectors(self, collection: str, batch: int = 2048) -> int:
+        """The vector store is a cache of the manifest: when it holds fewer vectors than the
+        manifest says were stored (its folder was deleted, a Chroma server was switched or
+        reset), put them back from the vectors the manifest keeps; chunks without a kept
+        vector go back to be embedded (their templates are mostly in the embedding cache)."""
+        cfg = self.embedder.config
+        want = self.manifest.db.execute("SELECT count(*) FROM chunks WHERE collection=? AND embedded=1",
+                                        (collection,)).fetchone()[0]
+        if not want or self.store.count(collection, cfg) >= want:
+            return 0
+        log.warning("the vector store has fewer vectors than the index of %s; restoring them", collection)
+        restored, last = 0, 0
+        while not self._cancelled():
+            rows = self.manifest.db.execute(
+                "SELECT rowid, id, vec FROM chunks WHERE collection=? AND embedded=1 AND vec IS NOT NULL "
+                "AND rowid > ? ORDER BY rowid LIMIT ?", (collection, last, batch)).fetchall()
+            if not rows:
+                break
+            last = rows[-1][0]
+            matrix = np.frombuffer(b"".join(v for _, _, v in rows), dtype=np.float16).reshape(len(rows), -1)
+            self.store.upsert(collection, cfg, [cid for _, cid, _ in rows], matrix.astype(np.float32))
+            restored += len(rows)
+        with self.manifest:
+            self.manifest.db.execute("UPDATE chunks SET embedded=0 WHERE collection=? AND embedded=1 AND vec IS NULL",
+                                     (collection,))
+        return restored
+
     def embed_pending(self, collection: str, report: IndexReport, batch: int = 256) -> None:
         """Embed chunks not yet in the vector store; each distinct template is encoded once."""
+        self.restore_vectors(collection)
         cfg = self.embedder.config
         total = self.manifest.db.execute("SELECT count(*) FROM chunks WHERE collection=? AND embedded=0",
                                          (collection,)).fetchone()[0]

@@ -175,3 +175,26 @@ def test_filtered_dense_search_ranks_the_kept_vectors_like_chroma(index, logs):
     with_vec = index.search("tenant sync failed", k=3, since=since, until=since + 300)
     index.manifest.db.execute("UPDATE chunks SET vec = NULL")
     assert index.search("tenant sync failed", k=3, since=since, until=since + 300) == with_vec
+
+
+def test_a_lost_vector_store_is_restored_from_the_manifest(index, logs, tmp_path):
+    """The manifest is the truth: with the chroma folder gone, the next index run puts every
+    vector back from the ones the manifest keeps, without embedding, and search finds meaning
+    again."""
+    import shutil
+
+    from engine.retrieval.vectorstore import VectorStore
+
+    index.index(logs)
+    n = len(index.chunks())
+    # A new, empty store (chroma keeps one client per folder in a process, so a deleted folder
+    # reopened here would still show the old data: another folder stands for it).
+    shutil.rmtree(tmp_path / "data" / "chroma", ignore_errors=True)
+    index.store = VectorStore(tmp_path / "data" / "chroma-new")
+    index.retriever.store = index.store
+    assert index.vector_count() == 0
+    report = index.index(logs)
+    assert report.embedded == 0 and report.templates_embedded == 0
+    assert index.vector_count() == n
+    hit = index.search("someone tried to log in with a wrong password", k=3)[0]
+    assert (hit.path, hit.line_start) == (str(logs / "auth.log"), 2)
