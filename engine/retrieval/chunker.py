@@ -1,8 +1,9 @@
 """Chunks: a handful of whole records, so a citation points at a few lines, never half a record.
 
 A chunk ends at a record boundary when it holds MAX_RECORDS records or about MAX_CHARS of
-text, or at a document heading. One record larger than that (a long stack trace) is a chunk
-of its own, whole: cutting it would separate "Caused by" from its exception.
+text, or at a document heading. One log record larger than that (a long stack trace) is a
+chunk of its own, whole: cutting it would separate "Caused by" from its exception. A document
+block larger than that is cut (by lines, then sentences): the embedder reads only its start.
 
 Chunk ids are deterministic: a hash of the stream identity, the line range and the text, so
 re-indexing the same lines gives the same ids and an upsert changes nothing.
@@ -11,7 +12,8 @@ re-indexing the same lines gives the same ids and an upsert changes nothing.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
 from engine.retrieval.logformat import LEVEL_RANK, Record
 from engine.retrieval.templates import template_of
@@ -48,8 +50,46 @@ def chunk_id(stream_id: str, line_start: int, line_end: int, text: str, page: in
     return h.hexdigest()[:32]
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
+
+
+def _split_long(r: Record, max_chars: int) -> list[Record]:
+    """A document block longer than the embedder reads (~256 word pieces, ~1,000 characters),
+    cut into pieces it can read whole: by lines when the block has several (each piece keeps
+    its own line range), else by sentences, then by words (the pieces share the block's lines).
+    Logs are never cut: a stack trace stays one record."""
+    if len(r.text) <= max_chars:
+        return [r]
+    lines = r.text.split("\n")
+    if len(lines) > 1 and len(lines) == r.line_end - r.line_start + 1:
+        out, cur, first = [], [], r.line_start
+        for i, line in enumerate(lines):
+            if cur and sum(len(x) + 1 for x in cur) + len(line) > max_chars:
+                out.append(replace(r, line_start=first, line_end=r.line_start + i - 1, text="\n".join(cur),
+                                   message="\n".join(cur)))
+                cur, first = [], r.line_start + i
+            cur.append(line)
+        out.append(replace(r, line_start=first, line_end=r.line_end, text="\n".join(cur), message="\n".join(cur)))
+        return [piece for part in out for piece in _split_long(part, max_chars)]
+    pieces, cur = [], ""
+    for sentence in _SENTENCE_END.split(r.text):
+        words = [sentence] if len(sentence) <= max_chars else sentence.split(" ")
+        # A "word" longer than a piece (a base64 blob, a minified line) is sliced.
+        words = [w[i:i + max_chars] for w in words for i in range(0, max(len(w), 1), max_chars)]
+        for w in words:
+            if cur and len(cur) + 1 + len(w) > max_chars:
+                pieces.append(cur)
+                cur = ""
+            cur = f"{cur} {w}" if cur else w
+    if cur:
+        pieces.append(cur)
+    return [replace(r, text=t.strip(), message=t.strip()) for t in pieces if t.strip()]
+
+
 def chunk_records(records: list[Record], stream_id: str, *, is_log: bool, page: int | None = None,
                   max_records: int = MAX_RECORDS, max_chars: int = MAX_CHARS) -> list[Chunk]:
+    if not is_log:
+        records = [piece for r in records for piece in _split_long(r, max_chars)]
     groups: list[list[Record]] = []
     cur: list[Record] = []
     size = 0

@@ -59,3 +59,46 @@ def test_documents_keep_line_ranges():
     assert [(b.line_start, b.line_end, b.text) for b in hb] == [(2, 3, "Visible text"), (4, 4, "More")]
     rows = documents.csv_rows('time,level,msg\n2024-06-21T10:00:00Z,ERROR,"two\nlines"\nx,INFO,ok'.splitlines())
     assert [(r.line_start, r.line_end, r.level) for r in rows] == [(2, 3, "ERROR"), (4, 4, "INFO")]
+
+
+def test_rare_words_go_to_the_index_and_common_ones_are_scored_after():
+    df = {"payment": 90000, "service": 120000, "time": 40000, "out": 1500, "zq_h17": 3, "gateway": 800}
+    assert lexical.split_rare(["payment", "gateway", "zq_h17", "nowhere"], df, budget=5000) == \
+        (["zq_h17", "gateway"], ["payment"])
+    # The budget counts postings: "out" fits after the two rarer ones, "time" does not.
+    assert lexical.split_rare(["time", "out", "gateway", "zq_h17"], df, budget=5000) == \
+        (["zq_h17", "gateway", "out"], ["time"])
+    assert lexical.split_rare(["payment", "service"], df, budget=5000) == ([], ["payment", "service"])
+    assert lexical.split_rare(["nowhere"], df) == ([], [])
+    assert lexical.decode(lexical.match_terms("10.0.0.5")[0]) == "10.0.0.5"
+
+    # Python BM25: the chunk with the rare word and more of the query's words ranks first; a chunk
+    # with none of them scores 0.
+    zq = lexical.match_terms("zq-h17")[0]    # as the index spells it
+    s = lexical.Scorer(["gateway", "payment", zq], {**df, zq: 3}, n_docs=200000)
+    texts = ["payment gateway refused zq-h17", "payment accepted", "gateway timeout for payment", "disk full"]
+    got = s.scores(texts)
+    assert got[0] > got[2] > got[1] > 0 and got[3] == 0
+
+
+def test_long_document_blocks_are_cut_to_what_the_embedder_reads():
+    from engine.retrieval.chunker import MAX_CHARS
+    from engine.retrieval.logformat import Record
+
+    sentence = "The settlement batch is retried three times before the on-call engineer is paged. "
+    para = Record(7, 7, sentence * 40, message=sentence * 40)            # one long line (a Word paragraph)
+    lines = [f"line {i}: " + "x" * 300 for i in range(12)]
+    block = Record(20, 31, "\n".join(lines), message="\n".join(lines))   # twelve lines of a text block
+    chunks = chunk_records([para, block], "s1", is_log=False)
+    assert all(len(c.text) <= MAX_CHARS for c in chunks)
+    assert all(len(t) <= MAX_CHARS + 1 for c in chunks for t in c.embed_texts)
+    from_para = [c for c in chunks if c.line_start == 7]
+    assert len(from_para) >= 3 and all(c.line_end == 7 and c.text.endswith(".") for c in from_para)
+    assert "".join(c.text.replace(" ", "") for c in from_para) == (sentence * 40).replace(" ", "")
+    # Lines keep their own numbers: together the pieces cover 20-31 once, in order.
+    from_block = [c for c in chunks if c.line_start >= 20]
+    covered = [n for c in from_block for n in range(c.line_start, c.line_end + 1)]
+    assert covered == list(range(20, 32)) and len(from_block) >= 3
+    # A log record is never cut, however long.
+    trace = Record(1, 40, "\n".join(lines * 3))
+    assert len(chunk_records([trace], "s2", is_log=True)) == 1
