@@ -56,7 +56,7 @@ class ChatSession(QObject):
     model_changed = Signal(dict)                  # model_loaded fields
     model_failed = Signal(str, str)               # path asked for, the engine's message
     conversation_changed = Signal(int)            # title or activity changed: refresh the list
-    citations_received = Signal(int, str, dict)   # conversation id, request id, Citations fields
+    citations_received = Signal(int, str, object)  # conversation id, request id, Citations fields
 
     def __init__(self, store: ConversationStore, settings: Settings, client: EngineClient,
                  parent: QObject | None = None):

@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMenu,
-    QMessageBox, QProgressBar, QPushButton, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QHeaderView, QInputDialog, QLabel,
+    QMenu, QMessageBox, QProgressBar, QPushButton, QTableView, QToolButton, QVBoxLayout, QWidget,
 )
 
 from engine.protocol import WATCH_ID_PREFIX
 from ui.client import EngineClient
+from ui.sources_model import PATH_ROLE, SourcesModel, human_size
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +40,6 @@ def collection_name_problem(name: str, existing: list[str]) -> str:
     if name == NEW_COLLECTION or name.lower() in (c.lower() for c in existing):
         return f"There is already a collection called “{name}”."
     return ""
-STATUS_TEXT = {"indexed": "Indexed", "appending": "New lines to read", "skipped": "Skipped",
-               "missing": "Missing"}
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def plural(n: int, word: str) -> str:
@@ -171,27 +160,35 @@ class SourcesPanel(QFrame):
         self.skipped_label.hide()
         lay.addWidget(self.skipped_label)
 
-        self.tree = QTreeWidget()
+        self.model = SourcesModel(self)
+        # A table, not a tree view: QTreeView lays out every row of the model on each reset.
+        self.tree = QTableView()
         self.tree.setObjectName("sourcesTree")
-        self.tree.setHeaderLabels(["File", "Status", "Chunks", "Size"])
-        self.tree.setRootIsDecorated(False)
+        self.tree.setModel(self.model)
+        self.tree.setShowGrid(False)
+        self.tree.setWordWrap(False)
         self.tree.setAlternatingRowColors(True)
-        self.tree.setUniformRowHeights(True)
-        header = self.tree.header()
+        self.tree.verticalHeader().hide()
+        self.tree.verticalHeader().setSectionResizeMode(QHeaderView.Fixed)
+        self.tree.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.tree.horizontalHeader().setDefaultAlignment(Qt.AlignLeft | Qt.AlignVCenter)
+        self.tree.horizontalHeader().setHighlightSections(False)
+        header = self.tree.horizontalHeader()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.Interactive)
-        header.resizeSection(1, 100)
-        for col in (2, 3):
-            header.setSectionResizeMode(col, QHeaderView.ResizeToContents)
+        # Fixed widths, not ResizeToContents: that measures rows on every refresh of a long list.
+        for col, width in ((1, 100), (2, 64), (3, 70)):
+            header.setSectionResizeMode(col, QHeaderView.Interactive)
+            header.resizeSection(col, width)
         # Long names and skip reasons are elided; the full text is in the tooltip.
         self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.tree.setTextElideMode(Qt.ElideRight)
-        self.tree.setSelectionMode(QTreeWidget.ExtendedSelection)
+        self.tree.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        self.tree.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.tree.setContextMenuPolicy(Qt.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._tree_menu)
-        self.tree.itemSelectionChanged.connect(
-            lambda: self.remove_button.setEnabled(bool(self.selected_paths())))
+        self.tree.selectionModel().selectionChanged.connect(
+            lambda *_: self.remove_button.setEnabled(bool(self.selected_paths())))
         lay.addWidget(self.tree, 1)
         foot = QHBoxLayout()
         self.watch_box = QCheckBox("Watch for changes")
@@ -307,7 +304,7 @@ class SourcesPanel(QFrame):
             self.collection = name
             self.collection_changed.emit(name)
             self.sources = []
-            self.tree.clear()
+            self.model.set_sources([])
             self._last_run = ""
             self.summary.setText("")
             self.skipped_label.hide()
@@ -342,7 +339,7 @@ class SourcesPanel(QFrame):
             self.job_detail.setText("Stopping… (what was read so far is kept)")
 
     def selected_paths(self) -> list[str]:
-        return [str(it.data(0, Qt.UserRole)) for it in self.tree.selectedItems() if it.data(0, Qt.UserRole)]
+        return [str(i.data(PATH_ROLE)) for i in self.tree.selectionModel().selectedRows(0) if i.data(PATH_ROLE)]
 
     def remove(self, paths: list[str]) -> str:
         """Take ``paths`` out of the index (and out of watching); the list refreshes after."""
@@ -353,11 +350,11 @@ class SourcesPanel(QFrame):
         return self.client.remove_sources(paths, self.collection, self.data_dir)
 
     def _tree_menu(self, pos) -> None:
-        item = self.tree.itemAt(pos)
-        if item is None:
+        index = self.tree.indexAt(pos)
+        if not index.isValid():
             return
-        if not item.isSelected():
-            self.tree.setCurrentItem(item)
+        if not self.tree.selectionModel().isRowSelected(index.row(), index.parent()):
+            self.tree.setCurrentIndex(index)
         paths = self.selected_paths()
         menu = QMenu(self.tree)
         label = "Remove from index" if len(paths) == 1 else f"Remove {len(paths)} files from index"
@@ -439,24 +436,10 @@ class SourcesPanel(QFrame):
         if ev.get("collection") != self.collection:
             return
         self.sources = list(ev.get("sources") or [])
-        self.tree.clear()
-        total_size = total_chunks = 0
-        for s in self.sources:
-            status = STATUS_TEXT.get(s.get("status", ""), s.get("status", ""))
-            if s.get("reason"):
-                status += f": {s['reason']}"
-            item = QTreeWidgetItem([Path(s["path"]).name, status, str(s.get("chunks", 0)),
-                                    human_size(int(s.get("size") or 0))])
-            item.setToolTip(0, s["path"])
-            item.setData(0, Qt.UserRole, s["path"])
-            item.setToolTip(1, status)
-            if s.get("status") == "skipped":
-                item.setForeground(1, QColor("#9a6700"))
-            item.setTextAlignment(2, Qt.AlignRight | Qt.AlignVCenter)
-            item.setTextAlignment(3, Qt.AlignRight | Qt.AlignVCenter)
-            self.tree.addTopLevelItem(item)
-            total_size += int(s.get("size") or 0)
-            total_chunks += int(s.get("chunks") or 0)
+        self.model.set_sources(self.sources)
+        total_size = sum(int(s.get("size") or 0) for s in self.sources)
+        total_chunks = sum(int(s.get("chunks") or 0) for s in self.sources)
+        self.remove_button.setEnabled(False)
         indexed = sum(1 for s in self.sources if s.get("status") in ("indexed", "appending"))
         skipped = [s for s in self.sources if s.get("status") == "skipped"]
         # Why a file was left out matters more than the file list: say it in words, not a tooltip.
@@ -467,7 +450,6 @@ class SourcesPanel(QFrame):
         self.skipped_label.setVisible(bool(lines))
         self.hint.setVisible(not self.sources)
         if self.sources:
-            self.tree.setHeaderLabels(["File", "Status", "Chunks", "Size"])
             prefix = self._last_run + "\n" if self._last_run else ""
             self.summary.setText(f"{prefix}{plural(indexed, 'file')} indexed · {plural(total_chunks, 'chunk')} · "
                                  f"{human_size(total_size)}")

@@ -2,7 +2,7 @@
 watch jobs, collections (pick, create, refused names), pause/resume and the watch switch; what
 is sent, and what the panel shows. The real engine is driven by tests/gui/test_sources.py."""
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox
 
 from ui.sources_panel import NEW_COLLECTION, SourcesPanel
@@ -10,12 +10,12 @@ from ui.sources_panel import NEW_COLLECTION, SourcesPanel
 
 class FakeClient(QObject):
     index_progress = Signal(dict)
-    index_finished = Signal(dict)
-    sources_listed = Signal(dict)
+    index_finished = Signal(object)
+    sources_listed = Signal(object)
     sources_removed = Signal(dict)
     request_failed = Signal(str, str, str)
     reply_cancelled = Signal(str, str)
-    collections_listed = Signal(dict)
+    collections_listed = Signal(object)
     indexing_paused = Signal(bool)
 
     def __init__(self):
@@ -56,8 +56,9 @@ def test_remove_selected_source_and_refresh(qtbot):
     panel = SourcesPanel(client, "/data")
     qtbot.addWidget(panel)
     client.sources_listed.emit({"collection": "default", "sources": SOURCES})
-    assert panel.tree.topLevelItemCount() == 2 and not panel.remove_button.isEnabled()
-    panel.tree.topLevelItem(1).setSelected(True)
+    assert panel.model.rowCount() == 2 and not panel.remove_button.isEnabled()
+    assert panel.model.index(1, 0).data() == "report.pdf" and panel.model.index(1, 3).data() == "2.0 KB"
+    panel.tree.selectionModel().select(panel.model.index(1, 0), QItemSelectionModel.Select | QItemSelectionModel.Rows)
     assert panel.remove_button.isEnabled() and panel.selected_paths() == ["/docs/report.pdf"]
     qtbot.mouseClick(panel.remove_button, Qt.LeftButton)
     assert client.sent[-1] == ("remove", ["/docs/report.pdf"], "default", "/data")
@@ -124,3 +125,19 @@ def test_pause_resume_and_watch_switch(qtbot):
     panel.watch_toggled.connect(lambda c, on: watched.append((c, on)))
     panel.watch_box.setChecked(False)
     assert client.sent[-1] == ("watch", "default", False) and watched == [("default", False)]
+
+
+def test_a_long_list_is_one_model_reset(qtbot):
+    """Thousands of files (a folder of rotated logs) are handed to the view in one reset: the
+    view asks for the rows it shows, so the refresh after every watch job stays cheap."""
+    client = FakeClient()
+    panel = SourcesPanel(client, "/data")
+    qtbot.addWidget(panel)
+    resets = []
+    panel.model.modelReset.connect(lambda: resets.append(1))
+    many = [{"path": f"/logs/worker-{i:05d}.log", "status": "indexed", "chunks": 2, "size": 10} for i in range(10000)]
+    many[5] = {**many[5], "status": "skipped", "reason": "binary file"}
+    client.sources_listed.emit({"collection": "default", "sources": many})
+    assert resets == [1] and panel.model.rowCount() == 10000
+    assert panel.model.index(5, 1).data() == "Skipped: binary file"
+    assert "10,000 files" not in panel.summary.text() and "9,999 files indexed" in panel.summary.text()
