@@ -51,7 +51,8 @@ WINDOW, OVERLAP = 1000, 20
 
 def corpus_files(d: str) -> list[str]:
     docs = sorted(str(p) for p in Path(d, "docs").rglob("*") if p.is_file())
-    return corpus_mod.log_files(d) + docs
+    real = sorted(str(p) for p in Path(d, "real").glob("*") if p.is_file())   # retrieval_quality's host logs
+    return corpus_mod.log_files(d) + docs + real
 
 
 def count(files: list[str]) -> tuple[int, int]:

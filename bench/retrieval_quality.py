@@ -11,10 +11,18 @@ benches), both sides in this process with the same embedder (all-MiniLM-L6-v2):
            overlaps the labelled lines' span ("overlap"); "strict" asks that the window hold
            the whole first labelled line (the record's header: timestamp and message).
 
+Real logs: on Debian-family machines, the host's dpkg.log, apt history and alternatives.log are
+added with questions labelled by construction (bench/real_logs.py, kind "real"); --no-real
+leaves them out.
+
 recall@k: the share of questions with a counting hit among the first k. Also per question
 kind (identifier, time, paraphrase, document) and the ids of the questions each side missed.
 
+With --index DIR --corpus DIR: Lantern alone on an index built before (search_latency.py --work
+keeps one of ~1M lines), over the questions whose files it holds.
+
 Usage: python bench/retrieval_quality.py [--mb 3] [--work DIR]
+       python bench/retrieval_quality.py --index DATA_DIR --corpus CORPUS_DIR
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import corpus as corpus_mod  # noqa: E402
+from bench import real_logs  # noqa: E402
 from bench.indexing import build_naive, corpus_files  # noqa: E402
 
 K = 5
@@ -60,11 +69,53 @@ def summarize(questions: list[dict], ranks: list[int | None]) -> dict:
     return out
 
 
+def accepted(q: dict) -> list[tuple[int, int]]:
+    """The line ranges that answer ``q`` (several for real logs, where more than one line can)."""
+    return [tuple(r) for r in q.get("accept") or [[q["line_start"], q["line_end"]]]]
+
+
+def rank_lantern(idx, cdir: str, questions: list[dict]) -> tuple[list, dict]:
+    ranks, top = [], {}
+    for q in questions:
+        want = os.path.abspath(os.path.join(cdir, q["path"]))
+        hits = idx.retriever.search(q["question"], K)
+        rank = next((i for i, h in enumerate(hits) if h.path == want and any(
+            h.line_start <= b and h.line_end >= a for a, b in accepted(q))), None)
+        ranks.append(rank)
+        if rank is None:
+            top[q["id"]] = [f"{os.path.relpath(h.path, cdir)}:{h.line_start}-{h.line_end}" for h in hits[:2]]
+    return ranks, top
+
+
+def existing_index(index_dir: str, cdir: str) -> dict:
+    """Lantern alone on an index built before (e.g. by search_latency.py --work), over the
+    questions whose file that index holds: recall at a size the naive side cannot reach here."""
+    from engine.retrieval.embedder import MiniLMEmbedder
+    from engine.retrieval.session import RetrievalIndex
+
+    idx = RetrievalIndex(Path(index_dir), embedder=MiniLMEmbedder())
+    held = set(idx.manifest.sources("default"))
+    questions = [q for q in json.load(open(os.path.join(cdir, "questions.json"), encoding="utf-8"))
+                 if os.path.abspath(os.path.join(cdir, q["path"])) in held]
+    lines = idx.manifest.db.execute("SELECT coalesce(sum(next_line - 1), 0) FROM sources WHERE status='ok'").fetchone()[0]
+    ranks, top = rank_lantern(idx, cdir, questions)
+    idx.close()
+    return {"bench": "retrieval_quality", "index": index_dir, "log_lines": lines, "k": K, "questions": len(questions),
+            "lantern": {**summarize(questions, ranks), "missed_top2": {str(k): v for k, v in top.items()}}}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=3)
     ap.add_argument("--work", default="")
+    ap.add_argument("--no-real", action="store_true", help="leave out this machine's package logs")
+    ap.add_argument("--index", default="", help="an existing Lantern data dir: Lantern alone, no naive side")
+    ap.add_argument("--corpus", default="", help="with --index: the corpus folder it was built from")
     args = ap.parse_args()
+
+    if args.index:
+        print(json.dumps(existing_index(args.index, args.corpus), indent=2))
+        return 0
 
     from engine.retrieval.embedder import MiniLMEmbedder
     from engine.retrieval.indexer import Indexer
@@ -76,6 +127,8 @@ def main() -> int:
     shutil.rmtree(cdir, ignore_errors=True)
     gen = corpus_mod.generate(cdir, args.mb)
     questions = json.load(open(os.path.join(cdir, "questions.json"), encoding="utf-8"))
+    real = [] if args.no_real else real_logs.add(cdir)
+    questions += real
     emb = MiniLMEmbedder()
 
     # Lantern
@@ -84,17 +137,10 @@ def main() -> int:
     idx = RetrievalIndex(Path(data), embedder=emb)
     t0 = time.perf_counter()
     # logs/ and docs/ only: questions.json beside them would answer its own questions.
-    Indexer(idx.manifest, idx.store, emb).index([os.path.join(cdir, "logs"), os.path.join(cdir, "docs")])
+    Indexer(idx.manifest, idx.store, emb).index([os.path.join(cdir, d) for d in ("logs", "docs", "real")
+                                                 if os.path.isdir(os.path.join(cdir, d))])
     lantern_index_s = time.perf_counter() - t0
-    lantern_ranks, lantern_top = [], {}
-    for q in questions:
-        want = os.path.abspath(os.path.join(cdir, q["path"]))
-        hits = idx.retriever.search(q["question"], K)
-        rank = next((i for i, h in enumerate(hits) if h.path == want and h.line_start <= q["line_end"]
-                     and h.line_end >= q["line_start"]), None)
-        lantern_ranks.append(rank)
-        if rank is None:
-            lantern_top[q["id"]] = [f"{os.path.relpath(h.path, cdir)}:{h.line_start}-{h.line_end}" for h in hits[:2]]
+    lantern_ranks, lantern_top = rank_lantern(idx, cdir, questions)
     idx.close()
 
     # Naive
@@ -108,15 +154,15 @@ def main() -> int:
         if want not in spans_of:
             spans_of[want] = line_spans(want)
         spans = spans_of[want]
-        a, b = spans[q["line_start"] - 1][0], spans[q["line_end"] - 1][1]
-        first = spans[q["line_start"] - 1]
+        chars = [(spans[a - 1][0], spans[b - 1][1]) for a, b in accepted(q)]
+        firsts = [spans[a - 1] for a, _ in accepted(q)]
         res = naive["col"].query(query_embeddings=[emb.embed_query(q["question"]).tolist()], n_results=K,
                                  include=["metadatas"])
         metas = res["metadatas"][0]
-        naive_ranks.append(next((i for i, m in enumerate(metas)
-                                 if m["path"] == want and m["start"] < b and m["end"] > a), None))
-        strict_ranks.append(next((i for i, m in enumerate(metas)
-                                  if m["path"] == want and m["start"] <= first[0] and m["end"] >= first[1]), None))
+        naive_ranks.append(next((i for i, m in enumerate(metas) if m["path"] == want and any(
+            m["start"] < b and m["end"] > a for a, b in chars)), None))
+        strict_ranks.append(next((i for i, m in enumerate(metas) if m["path"] == want and any(
+            m["start"] <= f[0] and m["end"] >= f[1] for f in firsts)), None))
 
     lan = summarize(questions, lantern_ranks)
     nv = summarize(questions, naive_ranks)
@@ -124,12 +170,14 @@ def main() -> int:
         "bench": "retrieval_quality", "corpus": gen, "k": K, "questions": len(questions),
         "lantern": {**lan, "index_seconds": round(lantern_index_s, 1),
                     "missed_top2": {str(k): v for k, v in lantern_top.items()}},
-        "naive_1000char_dense": {**nv, "strict": {"recall@1": recall(strict_ranks, 1),
-                                                  "recall@5": recall(strict_ranks, 5)},
+        "naive_1000char_dense": {**nv, "strict": {k: v for k, v in summarize(questions, strict_ranks).items()
+                                                  if k != "missed_at_5"},
                                  "chunks": naive["chunks"], "index_seconds": round(naive_index_s, 1)},
         "delta_recall@1": round(lan["recall@1"] - nv["recall@1"], 3),
         "delta_recall@5": round(lan["recall@5"] - nv["recall@5"], 3),
         "files": len(corpus_files(cdir)),
+        "real_logs": {"questions": len(real), "files": sorted(os.listdir(os.path.join(cdir, "real")))
+                      if real else [], "note": "this machine's package logs; see bench/real_logs.py"},
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
     if not args.work:

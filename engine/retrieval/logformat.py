@@ -66,7 +66,7 @@ class Record:
 # ---------------------------------------------------------------------------- time parsing
 
 _ISO = re.compile(
-    r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})[T ](?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})"
+    r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})(?:T| {1,2})(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})"
     r"(?:[.,](?P<f>\d{1,9}))?\s?(?P<tz>Z|[+-]\d{2}:?\d{2}|UTC|GMT)?")
 
 
@@ -265,6 +265,8 @@ def parse_records(lines: list[str], first_line: int = 1, fmt: LogFormat | None =
         return [_json_record(ln, first_line + i, ctx) for i, ln in enumerate(lines) if ln.strip()]
     if fmt is None and any(ln.startswith("__REALTIME_TIMESTAMP=") for ln in lines[:50]):
         return _journal_records(lines, first_line, ctx)
+    if fmt is None and _is_stanzas(lines, ctx):
+        return _stanza_records(lines, first_line, ctx)
     records: list[Record] = []
     cur: list[str] = []
     cur_start = first_line
@@ -296,6 +298,45 @@ def parse_records(lines: list[str], first_line: int = 1, fmt: LogFormat | None =
             cur.append(line)
     flush(first_line + len(lines) - 1)
     return [r for r in records if r.text.strip()]
+
+
+def _blocks(lines: list[str]) -> list[tuple[int, int]]:
+    """(first, last) indexes of the blank-line separated blocks of ``lines``."""
+    out, start = [], None
+    for i, line in enumerate(lines):
+        if line.strip():
+            if start is None:
+                start = i
+        elif start is not None:
+            out.append((start, i - 1))
+            start = None
+    if start is not None:
+        out.append((start, len(lines) - 1))
+    return out
+
+
+def _is_stanzas(lines: list[str], ctx: TimeContext) -> bool:
+    """A file of blank-line separated, multi-line records that each start with a time (apt's
+    history.log: Start-Date, Commandline, Install, End-Date). Read line by line, such a record
+    falls apart into lines with no time, and chunks cut it anywhere."""
+    blocks = _blocks(lines[:2000])
+    if len(blocks) < 2:
+        return False
+    multi = [b for b in blocks if b[1] > b[0]]
+    timed = sum(1 for a, _ in multi if parse_iso(lines[a][:60], ctx))
+    return len(multi) >= 0.6 * len(blocks) and timed >= 0.8 * len(multi) and not any(
+        _any_header(lines[a])[0] for a, _ in blocks[:20])
+
+
+def _stanza_records(lines: list[str], first_line: int, ctx: TimeContext) -> list[Record]:
+    out = []
+    for a, b in _blocks(lines):
+        block = lines[a:b + 1]
+        info = _guess(block[0], ctx)
+        t = info.get("t")
+        out.append(Record(first_line + a, first_line + b, "\n".join(block), t[0] if t else None,
+                          t[1] if t else None, info.get("level"), {}, block[0]))
+    return out
 
 
 def _any_header(line: str):

@@ -84,3 +84,29 @@ def test_mixed_formats_in_one_file_split_on_any_header():
     lines = (PYTHON + SYSLOG).splitlines()
     recs = parse_records(lines, 1, detect(lines))
     assert len(recs) == 7 and recs[-1].source.get("program") == "CRON"
+
+
+def test_stanza_files_keep_each_stanza_as_one_timed_record():
+    """apt's history.log: blank-line separated stanzas, a time on the first line (two spaces
+    between date and time), one Install: line that can run to kilobytes."""
+    from engine.retrieval.logformat import TimeContext, parse_records
+
+    packages = ", ".join(f"lib{i}-dev:amd64 (1.{i}-2, automatic)" for i in range(300))
+    text = (
+        "\n"
+        "Start-Date: 2025-06-24  14:36:25\n"
+        "Commandline: apt-get -qqy upgrade\n"
+        "Upgrade: libudev1:amd64 (252.36-1, 252.38-1)\n"
+        "End-Date: 2025-06-24  14:36:25\n"
+        "\n"
+        "Start-Date: 2025-06-24  14:36:29\n"
+        "Commandline: apt-get install -qqy curl\n"
+        f"Install: {packages}\n"
+        "End-Date: 2025-06-24  14:37:04\n")
+    recs = parse_records(text.split("\n"), 1, None, TimeContext())
+    assert [(r.line_start, r.line_end) for r in recs] == [(2, 5), (7, 10)]
+    assert recs[1].ts.startswith("2025-06-24T14:36:29") and "lib299-dev" in recs[1].text
+    # Ordinary text with blank lines is not taken for stanzas.
+    prose = "A note\nabout things\n\nAnother note\nwith two lines\n".split("\n")
+    assert [(r.line_start, r.line_end) for r in parse_records(prose, 1, None, TimeContext())] == \
+        [(1, 1), (2, 2), (4, 4), (5, 5)]
