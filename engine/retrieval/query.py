@@ -2,7 +2,9 @@
 
 Policy (kept in step with ``logformat``'s time policy):
 - Times in a question are local time of this machine, like timestamps without a zone in logs.
-- A date without a year is the most recent such date that is not in the future.
+- A date without a year is the most recent such date that is not in the future and on which
+  the sources have records (the retriever looks back year by year, ``earlier_years``): "March
+  1st" in a folder of last year's logs means last year's.
 - "at 16:47:48" is that second; "at 16:47" that minute; "around 10:00" is ten minutes either
   side; "between 10:00 and 10:05" is that span; a date alone is the whole day; "yesterday" and
   "today" are days; "last 15 minutes / 2 hours / 3 days" ends now.
@@ -52,12 +54,22 @@ class Intent:
     since: float | None = None    # epoch seconds, inclusive
     until: float | None = None    # epoch seconds, exclusive
     level_boost: str | None = None
+    yearless: bool = False        # the date had no year: earlier years may be meant
+
+
+def earlier_years(since: float, until: float, back: int) -> tuple[float, float] | None:
+    """The same window ``back`` years earlier (None when that date does not exist, Feb 29)."""
+    try:
+        a, b = datetime.fromtimestamp(since), datetime.fromtimestamp(until)
+        return (a.replace(year=a.year - back).timestamp(), b.replace(year=b.year - back).timestamp())
+    except ValueError:
+        return None
 
 
 def parse(question: str, now: datetime | None = None) -> Intent:
     now = now or datetime.now()
     text = question
-    day, text = _find_date(text, now)
+    day, text, yearless = _find_date(text, now)
     since = until = None
 
     m = _LAST.search(text)
@@ -85,10 +97,10 @@ def parse(question: str, now: datetime | None = None) -> Intent:
         if pattern.search(question):
             level = lv
             break
-    return Intent(" ".join(text.split()), since, until, level)
+    return Intent(" ".join(text.split()), since, until, level, yearless and day is not None and since is not None)
 
 
-def _find_date(text: str, now: datetime) -> tuple[date | None, str]:
+def _find_date(text: str, now: datetime) -> tuple[date | None, str, bool]:
     for pattern in _DATE_PATTERNS:
         m = pattern.search(text)
         if not m:
@@ -110,8 +122,9 @@ def _find_date(text: str, now: datetime) -> tuple[date | None, str]:
                         d = date(now.year - 1, mon, day)
         except ValueError:
             continue
-        return d, text[:m.start()] + " " + text[m.end():]
-    return None, text
+        yearless = not (g.get("iso") or g.get("rel") or g.get("year"))
+        return d, text[:m.start()] + " " + text[m.end():], yearless
+    return None, text, False
 
 
 def _clock(s: str) -> tuple[time, int]:

@@ -37,6 +37,8 @@ CANDIDATES = 50
 MAX_ID_FILTER = 5000
 LEVEL_BOOST = 0.5 / (RRF_K + 1)
 DF_CACHE_S = 300.0
+# A date without a year ("March 1st") is looked for this many years back, nearest first.
+YEARS_BACK = 10
 # Every query word common: the chunks holding all of them are candidates when at most this many.
 ALL_COMMON_MAX = 200
 DF_CACHE_MIN = 1000
@@ -139,11 +141,23 @@ class Retriever:
             qvec = _query_pool().submit(self.embedder.embed_query, question)
         if understand and f.since is None and f.until is None and intent.since is not None:
             # Time words in the question filter; if nothing is in that window, fall back to no window.
-            timed = Filters(f.collection, f.file_glob, intent.since, intent.until, f.level)
-            hits = self._search(intent.text or question, qvec, k, timed, intent.level_boost)
-            if hits:
-                return hits
+            windows = [(intent.since, intent.until)]
+            if intent.yearless:
+                windows += [w for back in range(1, YEARS_BACK + 1)
+                            if (w := query_mod.earlier_years(intent.since, intent.until, back))]
+            for since, until in windows:
+                timed = Filters(f.collection, f.file_glob, since, until, f.level)
+                if not self._has_records(timed):
+                    continue   # "March 1st" on which the sources have nothing: try the year before
+                hits = self._search(intent.text or question, qvec, k, timed, intent.level_boost)
+                if hits:
+                    return hits
+                break
         return self._search(intent.text or question, qvec, k, f, intent.level_boost)
+
+    def _has_records(self, f: Filters) -> bool:
+        where, args = self._where(f)
+        return self.manifest.db.execute(f"SELECT 1 FROM chunks c WHERE {where} LIMIT 1", args).fetchone() is not None
 
     def _search(self, lexical_text: str, qvec: Future | None, k: int, f: Filters, boost: str | None) -> list[Hit]:
         where, args = self._where(f)

@@ -198,3 +198,26 @@ def test_a_lost_vector_store_is_restored_from_the_manifest(index, logs, tmp_path
     assert index.vector_count() == n
     hit = index.search("someone tried to log in with a wrong password", k=3)[0]
     assert (hit.path, hit.line_start) == (str(logs / "auth.log"), 2)
+
+
+def test_a_date_without_a_year_means_the_latest_year_with_records(index, tmp_path):
+    """"March 1st" in a folder of logs from an earlier year means that year's March 1st, not
+    no date at all: the record of March 2nd, a better lexical match, must not win."""
+    d = tmp_path / "old"
+    d.mkdir()
+    (d / "monday.log").write_text(
+        "2024-03-01 09:58:00,000 INFO  [batch] nightly export started\n"
+        "2024-03-01 10:00:05,000 ERROR [batch] payout run aborted: bank gateway refused\n")
+    (d / "tuesday.log").write_text(
+        "2024-03-02 10:00:05,000 ERROR [batch] settlement run failed: settlement run failed, bank gateway refused\n")
+    index.index(d)
+    hits = index.search("settlement run failed on March 1st around 10:00", k=3)
+    assert (hits[0].path, hits[0].line_start) == (str(d / "monday.log"), 2), hits
+    from datetime import datetime
+
+    from engine.retrieval import query
+    i = query.parse("on March 1st around 10:00", datetime(2026, 12, 1))
+    assert i.yearless and datetime.fromtimestamp(i.since).year == 2026
+    back = query.earlier_years(i.since, i.until, 2)
+    assert datetime.fromtimestamp(back[0]) == datetime(2024, 3, 1, 9, 50)
+    assert not query.parse("on 2024-03-01 around 10:00").yearless
