@@ -34,15 +34,35 @@ def status_text(s: dict) -> str:
     return f"{text}: {s['reason']}" if s.get("reason") else text
 
 
+_ROLES = frozenset({Qt.DisplayRole, Qt.ToolTipRole, PATH_ROLE, Qt.ForegroundRole, Qt.TextAlignmentRole})
+_RIGHT = int(Qt.AlignRight | Qt.AlignVCenter)
+
+
 class SourcesModel(QAbstractTableModel):
+    """Rows are formatted when first shown and kept: a view asks for each visible cell in
+    several roles on every paint."""
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self._rows: list[dict] = []
+        self._shown: dict[int, tuple] = {}
 
     def set_sources(self, sources: list[dict]) -> None:
         self.beginResetModel()
         self._rows = list(sources)
+        self._shown = {}
         self.endResetModel()
+
+    def _cells(self, row: int) -> tuple:
+        cells = self._shown.get(row)
+        if cells is None:
+            s = self._rows[row]
+            status = status_text(s)
+            cells = (s["path"].rsplit("/", 1)[-1] if "/" in s["path"] else Path(s["path"]).name, status,
+                     f"{int(s.get('chunks') or 0):,}", human_size(int(s.get("size") or 0)),
+                     s.get("status") == "skipped")
+            self._shown[row] = cells
+        return cells
 
     def source(self, row: int) -> dict:
         return self._rows[row]
@@ -59,23 +79,16 @@ class SourcesModel(QAbstractTableModel):
         return None
 
     def data(self, index: QModelIndex, role=Qt.DisplayRole):
-        if not index.isValid():
+        if role not in _ROLES or not index.isValid():
             return None
-        s, col = self._rows[index.row()], index.column()
-        if role == Qt.DisplayRole:
-            if col == 0:
-                return Path(s["path"]).name
-            if col == 1:
-                return status_text(s)
-            if col == 2:
-                return f"{int(s.get('chunks') or 0):,}"
-            return human_size(int(s.get("size") or 0))
-        if role == Qt.ToolTipRole:
-            return s["path"] if col == 0 else status_text(s) if col == 1 else None
+        col = index.column()
+        if role == Qt.TextAlignmentRole:
+            return _RIGHT if col >= 2 else None
         if role == PATH_ROLE:
-            return s["path"]
-        if role == Qt.ForegroundRole and col == 1 and s.get("status") == "skipped":
-            return SKIPPED_COLOR
-        if role == Qt.TextAlignmentRole and col >= 2:
-            return int(Qt.AlignRight | Qt.AlignVCenter)
-        return None
+            return self._rows[index.row()]["path"]
+        cells = self._cells(index.row())
+        if role == Qt.DisplayRole:
+            return cells[col]
+        if role == Qt.ToolTipRole:
+            return self._rows[index.row()]["path"] if col == 0 else cells[1] if col == 1 else None
+        return SKIPPED_COLOR if col == 1 and cells[4] else None
