@@ -536,7 +536,7 @@ def log_files(out: str) -> list[str]:
             by_stream.setdefault(root, []).append(os.path.join(root, n))
     streams = [sorted(v) for _, v in sorted(by_stream.items())]
     order = []
-    for i in range(max(len(s) for s in streams)):
+    for i in range(max((len(s) for s in streams), default=0)):
         order += [s[i] for s in streams if i < len(s)]
     return order
 
