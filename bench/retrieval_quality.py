@@ -12,8 +12,8 @@ benches), both sides in this process with the same embedder (all-MiniLM-L6-v2):
            the whole first labelled line (the record's header: timestamp and message).
 
 Real logs: on Debian-family machines, the host's dpkg.log, apt history and alternatives.log are
-added with questions labelled by construction (bench/real_logs.py, kind "real"); --no-real
-leaves them out.
+added with questions labelled by construction (bench/real_logs.py, kind "real"), in their own
+collection and naive store, reported apart under "real_logs"; --no-real leaves them out.
 
 recall@k: the share of questions with a counting hit among the first k. Also per question
 kind (identifier, time, paraphrase, document) and the ids of the questions each side missed.
@@ -74,11 +74,13 @@ def accepted(q: dict) -> list[tuple[int, int]]:
     return [tuple(r) for r in q.get("accept") or [[q["line_start"], q["line_end"]]]]
 
 
-def rank_lantern(idx, cdir: str, questions: list[dict]) -> tuple[list, dict]:
+def rank_lantern(idx, cdir: str, questions: list[dict], collection: str = "default") -> tuple[list, dict]:
+    from engine.retrieval.retriever import Filters
+
     ranks, top = [], {}
     for q in questions:
         want = os.path.abspath(os.path.join(cdir, q["path"]))
-        hits = idx.retriever.search(q["question"], K)
+        hits = idx.retriever.search(q["question"], K, Filters(collection))
         rank = next((i for i, h in enumerate(hits) if h.path == want and any(
             h.line_start <= b and h.line_end >= a for a, b in accepted(q))), None)
         ranks.append(rank)
@@ -127,57 +129,68 @@ def main() -> int:
     shutil.rmtree(cdir, ignore_errors=True)
     gen = corpus_mod.generate(cdir, args.mb)
     questions = json.load(open(os.path.join(cdir, "questions.json"), encoding="utf-8"))
-    real = [] if args.no_real else real_logs.add(cdir)
-    questions += real
+    # The host's logs are another corpus (another year, other programs): their own folder, their
+    # own collection and naive store, so neither set's questions are answered from the other.
+    rdir = os.path.join(work, "real-corpus")
+    shutil.rmtree(rdir, ignore_errors=True)
+    real = [] if args.no_real else real_logs.add(rdir)
     emb = MiniLMEmbedder()
+    sets = [("generated", cdir, questions, "default", [os.path.join(cdir, "logs"), os.path.join(cdir, "docs")])]
+    if real:
+        sets.append(("real", rdir, real, "real", [os.path.join(rdir, "real")]))
 
     # Lantern
     data = os.path.join(work, "lantern")
     shutil.rmtree(data, ignore_errors=True)
     idx = RetrievalIndex(Path(data), embedder=emb)
-    t0 = time.perf_counter()
-    # logs/ and docs/ only: questions.json beside them would answer its own questions.
-    Indexer(idx.manifest, idx.store, emb).index([os.path.join(cdir, d) for d in ("logs", "docs", "real")
-                                                 if os.path.isdir(os.path.join(cdir, d))])
-    lantern_index_s = time.perf_counter() - t0
-    lantern_ranks, lantern_top = rank_lantern(idx, cdir, questions)
+    lantern: dict = {}
+    for name, root, qs, collection, paths in sets:
+        t0 = time.perf_counter()
+        # logs/ and docs/ only: questions.json beside them would answer its own questions.
+        Indexer(idx.manifest, idx.store, emb).index(paths, collection)
+        secs = time.perf_counter() - t0
+        ranks, top = rank_lantern(idx, root, qs, collection)
+        lantern[name] = {**summarize(qs, ranks), "index_seconds": round(secs, 1),
+                         "missed_top2": {str(k): v for k, v in top.items()}}
     idx.close()
 
     # Naive
-    t0 = time.perf_counter()
-    naive = build_naive(cdir, os.path.join(work, "naive-chroma"), emb)
-    naive_index_s = time.perf_counter() - t0
-    spans_of: dict[str, list] = {}
-    naive_ranks, strict_ranks = [], []
-    for q in questions:
-        want = os.path.abspath(os.path.join(cdir, q["path"]))
-        if want not in spans_of:
-            spans_of[want] = line_spans(want)
-        spans = spans_of[want]
-        chars = [(spans[a - 1][0], spans[b - 1][1]) for a, b in accepted(q)]
-        firsts = [spans[a - 1] for a, _ in accepted(q)]
-        res = naive["col"].query(query_embeddings=[emb.embed_query(q["question"]).tolist()], n_results=K,
-                                 include=["metadatas"])
-        metas = res["metadatas"][0]
-        naive_ranks.append(next((i for i, m in enumerate(metas) if m["path"] == want and any(
-            m["start"] < b and m["end"] > a for a, b in chars)), None))
-        strict_ranks.append(next((i for i, m in enumerate(metas) if m["path"] == want and any(
-            m["start"] <= f[0] and m["end"] >= f[1] for f in firsts)), None))
+    naive: dict = {}
+    for name, root, qs, _collection, _paths in sets:
+        t0 = time.perf_counter()
+        store = build_naive(root, os.path.join(work, f"naive-chroma-{name}"), emb)
+        secs = time.perf_counter() - t0
+        spans_of: dict[str, list] = {}
+        naive_ranks, strict_ranks = [], []
+        for q in qs:
+            want = os.path.abspath(os.path.join(root, q["path"]))
+            if want not in spans_of:
+                spans_of[want] = line_spans(want)
+            spans = spans_of[want]
+            chars = [(spans[a - 1][0], spans[b - 1][1]) for a, b in accepted(q)]
+            firsts = [spans[a - 1] for a, _ in accepted(q)]
+            res = store["col"].query(query_embeddings=[emb.embed_query(q["question"]).tolist()], n_results=K,
+                                     include=["metadatas"])
+            metas = res["metadatas"][0]
+            naive_ranks.append(next((i for i, m in enumerate(metas) if m["path"] == want and any(
+                m["start"] < b and m["end"] > a for a, b in chars)), None))
+            strict_ranks.append(next((i for i, m in enumerate(metas) if m["path"] == want and any(
+                m["start"] <= f[0] and m["end"] >= f[1] for f in firsts)), None))
+        naive[name] = {**summarize(qs, naive_ranks),
+                       "strict": {k: v for k, v in summarize(qs, strict_ranks).items() if k != "missed_at_5"},
+                       "chunks": store["chunks"], "index_seconds": round(secs, 1)}
 
-    lan = summarize(questions, lantern_ranks)
-    nv = summarize(questions, naive_ranks)
+    lan, nv = lantern["generated"], naive["generated"]
     out = {
         "bench": "retrieval_quality", "corpus": gen, "k": K, "questions": len(questions),
-        "lantern": {**lan, "index_seconds": round(lantern_index_s, 1),
-                    "missed_top2": {str(k): v for k, v in lantern_top.items()}},
-        "naive_1000char_dense": {**nv, "strict": {k: v for k, v in summarize(questions, strict_ranks).items()
-                                                  if k != "missed_at_5"},
-                                 "chunks": naive["chunks"], "index_seconds": round(naive_index_s, 1)},
+        "lantern": lan, "naive_1000char_dense": nv,
         "delta_recall@1": round(lan["recall@1"] - nv["recall@1"], 3),
         "delta_recall@5": round(lan["recall@5"] - nv["recall@5"], 3),
         "files": len(corpus_files(cdir)),
-        "real_logs": {"questions": len(real), "files": sorted(os.listdir(os.path.join(cdir, "real")))
-                      if real else [], "note": "this machine's package logs; see bench/real_logs.py"},
+        "real_logs": {"questions": len(real), "files": sorted(os.listdir(os.path.join(rdir, "real"))) if real else [],
+                      "lines": sum(1 for f in corpus_files(rdir) for _ in open(f, "rb")) if real else 0,
+                      "note": "this machine's package logs (bench/real_logs.py), their own collection",
+                      "lantern": lantern.get("real"), "naive_1000char_dense": naive.get("real")},
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
     if not args.work:
