@@ -27,7 +27,6 @@ import json
 import os
 import pkgutil
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.indexing import OVERLAP, WINDOW, RssSampler, _embedder, _maxrss_mb, windows  # noqa: E402
+from bench import indexing  # noqa: E402
+from bench.indexing import OVERLAP, WINDOW, _embedder, _maxrss_mb, windows  # noqa: E402
 
 FORMATS = ("pdf", "docx", "html", "md", "txt")
 # Modules whose import has side effects (opens a browser, a GUI, prints) are left out.
@@ -212,20 +212,7 @@ def worker_naive(corpus: str, chroma_dir: str) -> dict:
 
 
 def run_child(args: list[str], timeout: float) -> dict:
-    p = subprocess.Popen([sys.executable, __file__, "--worker", *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    with RssSampler(p.pid) as s:
-        try:
-            out, err = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, err = p.communicate()
-            return {"error": f"timed out after {timeout:.0f} s", "stderr_tail": err[-1500:]}
-    if p.returncode != 0:
-        return {"error": f"exit {p.returncode}", "stderr_tail": err[-3000:]}
-    res = json.loads(out.strip().splitlines()[-1])
-    res["peak_rss_mb_sampled"] = round(s.peak / 1048576, 1)
-    return res
+    return indexing.run_child(args, timeout, script=__file__)
 
 
 def main() -> int:

@@ -89,9 +89,10 @@ class RssSampler:
         self._t.join()
 
 
-def run_child(args: list[str], timeout: float) -> dict:
-    """A worker of this script in a fresh process; its JSON plus the sampled peak RSS."""
-    p = subprocess.Popen([sys.executable, __file__, "--worker", *args], stdout=subprocess.PIPE,
+def run_child(args: list[str], timeout: float, script: str = __file__) -> dict:
+    """A worker of ``script`` (this one by default) in a fresh process; its JSON plus the
+    sampled peak RSS."""
+    p = subprocess.Popen([sys.executable, script, "--worker", *args], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     with RssSampler(p.pid) as s:
         try:
