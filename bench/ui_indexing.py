@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import corpus as corpus_mod  # noqa: E402
+from bench.ui_stream import open_window  # noqa: E402
 
 HEARTBEAT_MS = 5
 
@@ -38,12 +39,8 @@ def many_small_logs(folder: str, n: int) -> None:
 
 
 def measure(mb: float, many: int) -> dict:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import psutil
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
-
-    from app import paths as app_paths
-    from app.gui import create_app, create_window
+    from PySide6.QtCore import QElapsedTimer, QTimer
 
     work = tempfile.mkdtemp(prefix="lantern-bench-ui-index-")
     corpus = os.path.join(work, "corpus")
@@ -53,23 +50,8 @@ def measure(mb: float, many: int) -> dict:
     many_small_logs(os.path.join(corpus, "workers"), many)
 
     proc = psutil.Process()
-    paths = app_paths.resolve(os.path.join(work, "data"))
-    app = create_app()
-    window = create_window(paths)
-    window.resize(1280, 800)
-    window.show()
+    window, wait = open_window(os.path.join(work, "data"), (1280, 800))
     client = window.client
-
-    def wait(pred, timeout_s: float) -> bool:
-        end = time.monotonic() + timeout_s
-        while not pred() and time.monotonic() < end:
-            app.processEvents(QEventLoop.AllEvents, 20)
-        return pred()
-
-    loaded: dict = {}
-    client.model_loaded.connect(lambda info: loaded.update(info))
-    if not wait(lambda: bool(loaded), 120):
-        raise RuntimeError("the model did not load")
     wait(lambda: False, 2.0)   # let start-up work settle
     rss_before = proc.memory_info().rss
 

@@ -24,21 +24,19 @@ HEARTBEAT_MS = 5
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm, with a code block of Python at the end."
 
 
-def measure_window(max_tokens: int = 600) -> dict:
+def open_window(data_dir: str, size: tuple[int, int]):
+    """The real window (offscreen unless a platform is set) on ``data_dir``, its default model
+    loaded; returns (window, wait) where wait(pred, timeout_s) runs the event loop until pred()."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    import psutil
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
+    from PySide6.QtCore import QEventLoop
 
     from app import paths as app_paths
     from app.gui import create_app, create_window
 
-    proc = psutil.Process()
-    paths = app_paths.resolve(tempfile.mkdtemp(prefix="lantern-bench-ui-"))
     app = create_app()
-    window = create_window(paths)
-    window.resize(1100, 760)
+    window = create_window(app_paths.resolve(data_dir))
+    window.resize(*size)
     window.show()
-    client = window.client
 
     def wait(pred, timeout_s: float) -> bool:
         end = time.monotonic() + timeout_s
@@ -46,11 +44,21 @@ def measure_window(max_tokens: int = 600) -> dict:
             app.processEvents(QEventLoop.AllEvents, 20)
         return pred()
 
-    loaded = {}
-    client.model_loaded.connect(lambda info: loaded.update(info))
+    loaded: dict = {}
+    window.client.model_loaded.connect(lambda info: loaded.update(info))
     # Connected before the event loop runs, so the first load cannot be missed.
     if not wait(lambda: bool(loaded), 120):
         raise RuntimeError("the model did not load")
+    return window, wait
+
+
+def measure_window(max_tokens: int = 600) -> dict:
+    import psutil
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    proc = psutil.Process()
+    window, wait = open_window(tempfile.mkdtemp(prefix="lantern-bench-ui-"), (1100, 760))
+    client = window.client
 
     cid = window.current_id
     settings = window.session.effective_settings(cid)

@@ -71,7 +71,6 @@ class ChatSession(QObject):
         self._user_loads: set[str] = set()        # loads the person asked for (saved to settings)
         self._pending: dict[str, Pending] = {}
         self.data_dir = ""                        # where the index lives; the window sets it
-        self.default_collections: list[str] = ["default"]   # for conversations that chose none
         client.citations_received.connect(self._on_citations)
         client.tokens_received.connect(self._on_tokens)
         client.context_trimmed.connect(self._on_trimmed)
@@ -135,7 +134,7 @@ class ChatSession(QObject):
         Sources panel shows (where the person last added files)."""
         c = self.store.conversation(cid) if cid is not None else None
         chosen = [str(x) for x in (c.settings.get("collections") or [])] if c else []
-        return chosen or list(self.default_collections)
+        return chosen or [str(self.settings.get("sources", "collection") or "default")]
 
     def set_collections(self, cid: int, names: list[str]) -> None:
         c = self.store.conversation(cid)
@@ -145,8 +144,7 @@ class ChatSession(QObject):
     def _sources_request(self, cid: int) -> dict:
         if not self.uses_sources(cid):
             return {}
-        return {"use_sources": True, "collections": self.collections_of(cid) or ["default"],
-                "data_dir": self.data_dir}
+        return {"use_sources": True, "collections": self.collections_of(cid), "data_dir": self.data_dir}
 
     def _on_citations(self, rid: str, fields: dict) -> None:
         p = self._pending.get(rid)

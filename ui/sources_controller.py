@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QMenu, QToolButton
 
 from ui.sent_report import SentReport
 from ui.source_viewer import SourceViewer
-from ui.sources_panel import SourcesPanel
+from ui.sources_panel import SourcesPanel, plural
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ class SourcesController(QObject):
         self.panel = SourcesPanel(window.client, str(window.paths.data_dir),
                                   str(settings.get("sources", "collection") or "default"))
         self.panel.set_watched(self.panel.collection not in self._unwatched())
-        window.session.default_collections = [self.panel.collection]
         self.panel.hide()
         window.splitter.addWidget(self.panel)
         window.splitter.setCollapsible(window.splitter.indexOf(self.panel), True)
@@ -87,8 +86,8 @@ class SourcesController(QObject):
         self.window.settings.set("sources", "unwatched", names)
 
     def _on_panel_collection(self, name: str) -> None:
+        # Also what conversations that chose no collection answer from (ChatSession.collections_of).
         self.window.settings.set("sources", "collection", name)
-        self.window.session.default_collections = [name]
         self.panel.set_watched(name not in self._unwatched())
         self._update_use_tip()
 
@@ -105,8 +104,8 @@ class SourcesController(QObject):
         chosen = set(self.conversation_collections())
         for name in self.panel.collections:
             info = self.panel.collection_info.get(name) or {}
-            n = int(info.get("files", 0)) if info else 0
-            label = f"{name}  ({n} file{'' if n == 1 else 's'})" if n else f"{name}  (empty)"
+            n = int(info.get("files", 0))
+            label = f"{name}  ({plural(n, 'file')})" if n else f"{name}  (empty)"
             act = menu.addAction(label)
             act.setCheckable(True)
             act.setChecked(name in chosen)

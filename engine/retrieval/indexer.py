@@ -30,7 +30,7 @@ import numpy as np
 from engine.retrieval import documents, loaders, logformat
 from engine.retrieval.chunker import chunk_records
 from engine.retrieval.embedder import Embedder, mean_vector
-from engine.retrieval.manifest import Manifest, Source
+from engine.retrieval.manifest import Manifest, Source, kept_vectors
 from engine.retrieval.templates import text_hash
 from engine.retrieval.vectorstore import VectorStore
 
@@ -303,8 +303,7 @@ class Indexer:
             if not rows:
                 break
             last = rows[-1][0]
-            matrix = np.frombuffer(b"".join(v for _, _, v in rows), dtype=np.float16).reshape(len(rows), -1)
-            self.store.upsert(collection, cfg, [cid for _, cid, _ in rows], matrix.astype(np.float32))
+            self.store.upsert(collection, cfg, [cid for _, cid, _ in rows], kept_vectors([v for _, _, v in rows]))
             restored += len(rows)
         with self.manifest:
             self.manifest.db.execute("UPDATE chunks SET embedded=0 WHERE collection=? AND embedded=1 AND vec IS NULL",

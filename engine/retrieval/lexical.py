@@ -79,12 +79,6 @@ def any_of(terms: list[str]) -> str:
     return " OR ".join(f'"{t}"' for t in terms)
 
 
-def match_query(text: str, *, drop_stopwords: bool = True) -> str | None:
-    """An FTS5 MATCH expression: any query token, BM25 ranks records with more (and rarer) ones."""
-    terms = match_terms(text, drop_stopwords=drop_stopwords)
-    return any_of(terms) if terms else None
-
-
 # Postings a lexical query may rank. FTS5's bm25() scores every chunk the expression matches, and
 # for its IDF it walks every posting of every phrase in the expression, with a callback per row.
 # A plain-language question made of common words ("why did the payment service time out") thus

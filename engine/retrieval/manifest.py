@@ -55,6 +55,12 @@ CREATE TABLE IF NOT EXISTS roots (collection TEXT NOT NULL, path TEXT NOT NULL, 
 """
 
 
+def kept_vectors(blobs: list[bytes]):
+    """The float32 matrix of vectors kept by ``mark_embedded``, one row per blob."""
+    import numpy as np
+    return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), -1).astype(np.float32)
+
+
 @dataclass
 class Source:
     collection: str
@@ -216,11 +222,8 @@ class Manifest:
                                (collection, limit)).fetchall()
         return [(cid, json.loads(t)) for cid, t in rows]
 
-    def mark_embedded(self, ids: list[str], vectors=None) -> None:
+    def mark_embedded(self, ids: list[str], vectors) -> None:
         """``vectors``: the chunks' vectors (rows of a float array), kept as float16."""
-        if vectors is None:
-            self.db.executemany("UPDATE chunks SET embedded=1 WHERE id=?", [(i,) for i in ids])
-            return
         import numpy as np
         half = np.asarray(vectors, dtype=np.float16)
         self.db.executemany("UPDATE chunks SET embedded=1, vec=? WHERE id=?",

@@ -22,7 +22,7 @@ from engine.retrieval import lexical, query as query_mod
 from engine.retrieval.embedder import Embedder
 from engine.retrieval.indexer import glob_match
 from engine.retrieval.logformat import LEVEL_RANK
-from engine.retrieval.manifest import Manifest
+from engine.retrieval.manifest import Manifest, kept_vectors
 from engine.retrieval.templates import template_of, text_hash
 from engine.retrieval.vectorstore import VectorStore
 
@@ -36,18 +36,18 @@ CANDIDATES = 50
 # the global top 1,000 holds plenty of them.
 MAX_ID_FILTER = 5000
 LEVEL_BOOST = 0.5 / (RRF_K + 1)
+# Document frequencies of terms in at least DF_CACHE_MIN chunks are kept DF_CACHE_S seconds.
 DF_CACHE_S = 300.0
-# A date without a year ("March 1st") is looked for this many years back, nearest first.
-YEARS_BACK = 10
+DF_CACHE_MIN = 1000
 # Every query word common: the chunks holding all of them are candidates when at most this many.
 ALL_COMMON_MAX = 200
-DF_CACHE_MIN = 1000
+# A date without a year ("March 1st") is looked for this many years back, nearest first.
+YEARS_BACK = 10
 
 
 def _nearest(rows: list[tuple[int, str, bytes]], qvec: np.ndarray, k: int) -> list[int]:
-    """Rowids of the ``k`` rows (rowid, id, float16 vector) nearest to ``qvec``, nearest first."""
-    matrix = np.frombuffer(b"".join(v for _, _, v in rows), dtype=np.float16).reshape(len(rows), -1)
-    sims = matrix.astype(np.float32) @ qvec
+    """Rowids of the ``k`` rows (rowid, id, kept vector) nearest to ``qvec``, nearest first."""
+    sims = kept_vectors([v for _, _, v in rows]) @ qvec
     top = np.argsort(-sims)[:k] if len(rows) <= k else np.argpartition(-sims, k)[:k]
     top = top[np.argsort(-sims[top])]
     return [rows[i][0] for i in top]
@@ -159,9 +159,12 @@ class Retriever:
         where, args = self._where(f)
         return self.manifest.db.execute(f"SELECT 1 FROM chunks c WHERE {where} LIMIT 1", args).fetchone() is not None
 
-    def _search(self, lexical_text: str, qvec: Future | None, k: int, f: Filters, boost: str | None) -> list[Hit]:
+    def _search(self, lexical_text: str, qvec_future: Future | None, k: int, f: Filters,
+                boost: str | None) -> list[Hit]:
         where, args = self._where(f)
         lex, pending = self._lexical(lexical_text, where, args)
+        # Waited for here, after the lexical side: by now the other thread has usually finished.
+        qvec = qvec_future.result() if qvec_future is not None else None
         dense = self._dense(qvec, where, args, f)
         if pending is not None:
             lex = self._rescore(pending, list(dict.fromkeys(lex + dense)))[:CANDIDATES]
@@ -178,7 +181,6 @@ class Retriever:
                     scores[rowid] += LEVEL_BOOST
         order = sorted(scores, key=lambda r: -scores[r])[:k]
         terms = lexical.query_terms(lexical_text)
-        qvec = self._qvec
         return [self._narrow(rows[r], scores[r], terms, f, boost, qvec) for r in order if r in rows]
 
     # ------------------------------------------------------------------ candidates
@@ -255,8 +257,7 @@ class Retriever:
             self._n_docs_at = time.monotonic()
         return self._n_docs_cached
 
-    def _dense(self, qvec: Future | None, where: str, args: list, f: Filters) -> list[int]:
-        self._qvec = None
+    def _dense(self, qvec: np.ndarray | None, where: str, args: list, f: Filters) -> list[int]:
         if qvec is None:
             return []
         ids = None
@@ -270,12 +271,10 @@ class Retriever:
                 return []
             if len(allowed) <= MAX_ID_FILTER:
                 if all(v is not None for _, _, v in allowed):
-                    self._qvec = qvec = qvec.result()
                     return _nearest(allowed, qvec, CANDIDATES)
                 ids = [cid for _, cid, _ in allowed]   # an index from before chunk vectors were kept
             else:
                 n = CANDIDATES * 20
-        self._qvec = qvec = qvec.result()
         cfg = self.embedder.config
         found = self.store.query(f.collection, cfg, qvec, n, ids)
         if not found:

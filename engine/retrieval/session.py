@@ -105,14 +105,18 @@ class RetrievalSessions:
     def _collections(self, idx: RetrievalIndex, cmd: p.ListCollections, emit) -> None:
         db = idx.manifest.db
         out: dict[str, dict] = {}
+
+        def entry(name: str) -> dict:
+            return out.setdefault(name, {"name": name, "files": 0, "chunks": 0, "size": 0})
+
         for name, files, size in db.execute(
                 "SELECT collection, sum(status = 'ok'), sum(CASE WHEN status = 'ok' THEN size ELSE 0 END) "
                 "FROM sources GROUP BY collection"):
-            out[name] = {"name": name, "files": int(files or 0), "chunks": 0, "size": int(size or 0)}
+            entry(name).update(files=int(files or 0), size=int(size or 0))
         for name, chunks in db.execute("SELECT collection, count(*) FROM chunks GROUP BY collection"):
-            out.setdefault(name, {"name": name, "files": 0, "chunks": 0, "size": 0})["chunks"] = chunks
+            entry(name)["chunks"] = chunks
         for name, _path, _exclude in idx.manifest.roots():
-            out.setdefault(name, {"name": name, "files": 0, "chunks": 0, "size": 0})
+            entry(name)
         emit(p.CollectionList(id=cmd.id, collections=[out[k] for k in sorted(out)]))
 
     def _remove(self, idx: RetrievalIndex, cmd: p.RemoveSources, emit) -> None:

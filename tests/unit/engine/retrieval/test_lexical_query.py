@@ -15,8 +15,8 @@ def test_identifiers_stay_whole():
               "/var/log/app.log", "e1234", "alice@corp", "fe80::1ff:fe23:4567:890a", "example", "app"):
         assert t in toks, t
     assert "0" not in toks and "5" not in toks  # no octets on their own
-    assert lexical.match_query("what about 10.0.0.5?") == '"10_d0_d0_d5"'
-    assert lexical.match_query("the of and") is None
+    assert lexical.match_terms("what about 10.0.0.5?") == ["10_d0_d0_d5"]
+    assert lexical.match_terms("the of and") == []
 
 
 def test_question_time_and_level_words():
