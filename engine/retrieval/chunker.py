@@ -36,6 +36,7 @@ class Chunk:
     levels: list[str] = field(default_factory=list)
     embed_texts: list[str] = field(default_factory=list)  # what the embedder sees (templates for logs)
     heading: str = ""
+    toc: bool = False   # a table-of-contents or index page's text (record.source["toc"]): navigation, not content
 
     @property
     def max_level_rank(self) -> int:
@@ -94,7 +95,8 @@ def chunk_records(records: list[Record], stream_id: str, *, is_log: bool, page: 
     cur: list[Record] = []
     size = 0
     for r in records:
-        new_section = not is_log and r.source.get("heading") != (cur[0].source.get("heading") if cur else None)
+        new_section = not is_log and cur and (r.source.get("heading") != cur[0].source.get("heading")
+                                              or r.source.get("toc") != cur[0].source.get("toc"))
         if cur and (len(cur) >= max_records or size + len(r.text) > max_chars or new_section):
             groups.append(cur)
             cur, size = [], 0
@@ -115,6 +117,7 @@ def _make(group: list[Record], stream_id: str, is_log: bool, page: int | None) -
     epochs = [r.epoch for r in group if r.epoch is not None]
     levels = sorted({r.level for r in group if r.level}, key=lambda lv: LEVEL_RANK[lv])
     heading = group[0].source.get("heading", "") if not is_log else ""
+    toc = not is_log and bool(group[0].source.get("toc"))
     if is_log:
         seen: dict[str, None] = {}
         for r in group:
@@ -123,10 +126,13 @@ def _make(group: list[Record], stream_id: str, is_log: bool, page: int | None) -
     else:
         header = group[0].source.get("header")
         body = "\n".join(r.message if header else r.text for r in group)
-        embed = [((heading + "\n") if heading else "") + body]
+        # A contents or index page lists every topic's words: embedded whole, it sits near any
+        # question and pushes the page that answers it down. The dense side sees its title
+        # only; the lexical side still finds it by exact words.
+        embed = [heading or "Table of contents"] if toc else [((heading + "\n") if heading else "") + body]
     return Chunk(
         id=chunk_id(stream_id, ls, le, text, page), line_start=ls, line_end=le, text=text, page=page,
         records=[[r.line_start, r.line_end, r.epoch, r.level, a, b] for r, (a, b) in zip(group, spans)],
         t_min=min(epochs) if epochs else None, t_max=max(epochs) if epochs else None,
-        levels=levels, embed_texts=embed, heading=heading,
+        levels=levels, embed_texts=embed, heading=heading, toc=toc,
     )
