@@ -10,7 +10,7 @@ Sides, each in a child process, all with all-MiniLM-L6-v2 loaded the way Lantern
   lantern   Indexer.index() on the folder: format detection, text per PDF page / Word block /
             HTML visible text / markdown section, block chunks, lexical index, vectors, chroma.
   raw       (a) the embedder alone on the text of every chunk Lantern made: the ceiling.
-  naive     (b) the usual loader-then-splitter pipeline: the text of each file (pypdf per page,
+  naive     (b) the usual loader-then-splitter pipeline: the text of each file (PDFium per page,
             python-docx paragraphs, the HTML's visible text, the file itself for md/txt), fixed
             1,000-character windows with 20 characters of overlap, every window embedded, chroma.
 
