@@ -179,11 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segments", type=int, default=4, help="rotations per host = segments - 1")
     ap.add_argument("--hosts", default="", help="comma-separated subset (default: all)")
     ap.add_argument("--no-install", action="store_true")
+    ap.add_argument("--questions-only", action="store_true",
+                    help="rebuild questions.json and manifest.json from an existing DIR (corpus + events.json)")
     args = ap.parse_args(argv)
+    out = os.path.abspath(args.out)
+    if args.questions_only:
+        with open(os.path.join(out, "events.json")) as f:
+            events = json.load(f)
+        write_questions(out, events, args.seed, 0.0)
+        return 0
     if os.geteuid() != 0:
         ap.error("must run as root (it installs and starts daemons)")
     t0 = time.time()
-    out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     if not args.no_install:
         log("installing packages")
@@ -212,17 +219,21 @@ def main(argv: list[str] | None = None) -> int:
     corpus_dir = collect(out, hosts)
     with open(os.path.join(out, "events.json"), "w") as f:
         json.dump(events, f, indent=1)
-    log(f"{len(events)} events; building questions")
-    corpus = questions.Corpus(corpus_dir)
-    qs, stats = questions.build(corpus, events, seed=args.seed)
+    log(f"{len(events)} events from {corpus_dir}; building questions")
+    write_questions(out, events, args.seed, time.time() - t0)
+    return 0
+
+
+def write_questions(out: str, events: list[dict], seed: int, seconds: float) -> None:
+    corpus = questions.Corpus(os.path.join(out, "corpus"))
+    qs, stats = questions.build(corpus, events, seed=seed)
     with open(os.path.join(out, "questions.json"), "w") as f:
         json.dump(qs, f, indent=1)
-    man = manifest(corpus, qs, stats, time.time() - t0)
+    man = manifest(corpus, qs, stats, seconds)
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(man, f, indent=1)
     log(f"{len(qs)} questions {man['questions_by_kind']}; {len(man['formats'])} formats; "
         f"{len(man['files'])} files; {stats}; {man['run_seconds']} s")
-    return 0
 
 
 if __name__ == "__main__":

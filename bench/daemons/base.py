@@ -141,20 +141,20 @@ class Host:
     def ev_ssh_invalid(self) -> dict:
         ip, user = self.names.ip(), self.names.bad_user()
         ssh_try(ip, user, self.names.word())
-        return self.record("ssh-invalid-user", "sshd", self.auth_fmt, "var/log/auth.log", ip,
-                           ["ip", "user"], ip=ip, user=user)
+        return self.record("ssh-invalid-user", "sshd", self.auth_fmt, "var/log/auth.log",
+                           f" {ip} port ", ["ip", "user"], ip=ip, user=user)
 
     def ev_ssh_badpass(self) -> dict:
         ip, user = self.names.ip(), self.rng.choice(USERS)
         ssh_try(ip, user, "wrong-" + self.names.word())
-        return self.record("ssh-failed-password", "sshd", self.auth_fmt, "var/log/auth.log", ip,
-                           ["ip", "user"], ip=ip, user=user)
+        return self.record("ssh-failed-password", "sshd", self.auth_fmt, "var/log/auth.log",
+                           f" {ip} port ", ["ip", "user"], ip=ip, user=user)
 
     def ev_ssh_ok(self) -> dict:
         ip, user = self.names.ip(), self.rng.choice(USERS)
         ssh_try(ip, user, PASSWORD)
-        return self.record("ssh-accepted", "sshd", self.auth_fmt, "var/log/auth.log", ip,
-                           ["ip", "user"], ip=ip, user=user)
+        return self.record("ssh-accepted", "sshd", self.auth_fmt, "var/log/auth.log",
+                           f" {ip} port ", ["ip", "user"], ip=ip, user=user)
 
     def ev_sudo_anchor(self) -> dict:
         word = self.names.word()
@@ -169,13 +169,19 @@ class Host:
         weights = [w for _, w in self.EVENTS]
         for m in self.rng.choices(names, weights, k=self.rng.randint(2, 4)):
             self._run(m)
-            time.sleep(self.rng.uniform(0.0, 0.6))
+            self.advance(3, 90)
         if self.ANCHOR_TARGETS and self.rng.random() < 0.45:
             anchor = self.ev_sudo_anchor()
-            time.sleep(self.rng.uniform(0.5, 2.5))
+            self.advance(1, 8)
             target = self._run(self.rng.choice(self.ANCHOR_TARGETS))
             if target:
                 target["after_anchor"] = anchor["seq"]
+
+    def advance(self, lo: float, hi: float) -> None:
+        """Move the fake clock a few seconds on, so events of one episode get distinct stamps
+        without waiting for them in real time."""
+        self.clock.set(self.clock.now() + self.rng.uniform(lo, hi))
+        self.clock_moved()
 
     def _run(self, method: str) -> dict | None:
         try:

@@ -7,6 +7,7 @@ import ftplib
 import io
 import os
 import shutil
+import signal
 import struct
 import time
 
@@ -181,7 +182,8 @@ class DbHost(Host):
             "-c", "logging_collector=on", "-c", f"log_directory={self.logpath('var/log/postgresql')}",
             "-c", "log_filename=postgresql-15-main.log", "-c", "log_rotation_age=0",
             "-c", "log_line_prefix=%m [%p] %q%u@%d from %h ", "-c", "log_connections=on",
-            "-c", "log_timezone=UTC", "-c", "shared_buffers=16MB"], user="postgres")
+            "-c", "log_timezone=UTC", "-c", "shared_buffers=16MB"], user="postgres",
+            stop_signal=signal.SIGINT)          # "fast" shutdown: do not wait for clients
         system.wait_port(3306, timeout=60)
         system.wait_port(5433, timeout=60)
         if self.first_start:

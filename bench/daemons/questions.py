@@ -161,7 +161,7 @@ PRIMARY = {
     "ftp-download": r" o a ",
     "ftp-upload": r"OK UPLOAD| i r ",
     "mysql-access-denied": r"Access denied for user",
-    "mysql-connect": r"\tConnect\t",
+    "mysql-connect": r" Connect\t",
     "postgres-auth-failed": r"FATAL: ",
     "postgres-connect": r"connection authorized",
     "dns-query": r" IN$",
@@ -239,6 +239,10 @@ DESC = {
     "mqtt-denied": "the MQTT connection that mosquitto refused as not authorised",
     "mqtt-connect": "the MQTT client that connected to mosquitto",
 }
+
+# kinds a question's description cannot tell apart (both are 404s); a question about one must not
+# match a record of the other at the stated time
+KIND_GROUP = {"http-probe": "http-404"}
 
 ASK = {
     "ip": ["Which IP address was behind {desc}", "From which client IP did {desc} come",
@@ -318,13 +322,13 @@ def quote_of(line: str, answer: str, rng: random.Random) -> tuple[str, list[str]
     if style == "prefix" and len(before.strip()) >= 25:
         frag = before.rstrip()
         return frag + " ...", [frag]
-    if style == "noyear":
-        m = re.match(r"^(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d) \d{4} (.*)$", before) or \
-            re.match(r"^\d{4}-(\d\d-\d\dT\d\d:\d\d:\d\d)\.\d+\+00:00 (.*)$", before) or \
-            re.match(r"^\d{4}[-/](\d\d[-/]\d\d \d\d:\d\d:\d\d)(.*)$", before)
+    if style == "noyear":         # the stamp without its year, as pasted from a narrow column
+        m = re.match(r"^\w{3} (\w{3} [ \d]\d \d\d:\d\d:\d\d) \d{4}( .*)$", before) or \
+            re.match(r"^\d{4}-(\d\d-\d\dT\d\d:\d\d:\d\d)\.\d+\+00:00( .*)$", before) or \
+            re.match(r"^\d{4}[-/](\d\d[-/]\d\d \d\d:\d\d:\d\d)(\S* .*)$", before)
         if m and len(m.group(2).strip()) >= 10:
             a, b = m.group(1), m.group(2).rstrip()
-            return f"{a} {b.lstrip()} ...", [a, b.lstrip()]
+            return f"{a}{b} ...", [a, b]
     a, b = before.rstrip(), after.strip()[:80].rstrip()
     frags = [x for x in (a, b) if x]
     if not a or len(a) < 12:
@@ -416,6 +420,7 @@ def _words(rng, ev, t, field, answer, desc, same_program, stats) -> str | None:
     for when, gran in sorted(phrases, key=lambda p: p[1] == "s"):   # try minute-level first
         clash = [r for r in same_program
                  if r[0] is not ev and same_time(r[2], t, gran)
+                 and KIND_GROUP.get(r[0]["kind"], r[0]["kind"]) == KIND_GROUP.get(ev["kind"], ev["kind"])
                  and str(r[1]["answers"].get(field, "")) != answer
                  and r[1]["answers"].get("ip") != ev["fields"].get("ip")]   # the same action in another file
         if clash:

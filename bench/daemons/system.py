@@ -111,18 +111,21 @@ class Procs:
     def __init__(self, run_dir: str):
         self.run_dir = run_dir
         self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.stop_signals: dict[int, int] = {}
         os.makedirs(run_dir, exist_ok=True)
 
     def start(self, name: str, argv: list[str], faked: bool = True, env: dict | None = None,
-              cwd: str | None = None, user: str | None = None) -> subprocess.Popen:
+              cwd: str | None = None, user: str | None = None,
+              stop_signal: int = signal.SIGTERM) -> subprocess.Popen:
         out = open(os.path.join(self.run_dir, f"{name}.out"), "ab")
-        if user:
-            argv = ["runuser", "-u", user, "--", *argv]
-        p = subprocess.Popen(argv, env=fake_env(env) if faked else plain_env(env), cwd=cwd,
+        # started directly (no su wrapper) so the daemon leads its own process group and gets the
+        # stop signal itself
+        p = subprocess.Popen(argv, env=fake_env(env) if faked else plain_env(env), cwd=cwd or "/",
                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                             start_new_session=True)
+                             start_new_session=True, user=user, group=user)
         out.close()
         self.procs.append((name, p))
+        self.stop_signals[p.pid] = stop_signal
         with open(os.path.join(self.run_dir, "pgids"), "a") as f:
             f.write(f"{p.pid}\n")
         return p
@@ -136,7 +139,7 @@ class Procs:
         for n, p in self.procs:
             (chosen if name is None or n == name else keep).append((n, p))
         for _, p in reversed(chosen):
-            _signal_group(p.pid, signal.SIGTERM)
+            _signal_group(p.pid, self.stop_signals.get(p.pid, signal.SIGTERM))
         deadline = time.time() + timeout
         for _, p in chosen:
             try:

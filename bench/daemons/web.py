@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 from bench.daemons import system
 from bench.daemons.base import AGENTS, PASSWORD, USERS, Host, http
@@ -41,6 +42,9 @@ class WebEvents(Host):
     secure_prefix = "/admin/"
     denied_prefix = "/private/"
 
+    def error_marker(self, ip: str) -> str:
+        return f"client: {ip}," if self.program == "nginx" else f"[client {ip}:"
+
     def _url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
@@ -54,7 +58,7 @@ class WebEvents(Host):
         path = f"/{self.rng.choice(SECTIONS)}/{self.names.word()}.html"
         status = http(ip, self._url(path), self.rng.choice(AGENTS))
         ev = self._rec("http-404", "access", f" {path} ", ["ip", "status"], ip=ip, path=path, status=status)
-        self._rec("http-404", "error", path, ["ip"], ip=ip, path=path, status=status)
+        self._rec("http-404", "error", self.error_marker(ip), ["ip"], ip=ip, path=path, status=status)
         return ev
 
     def ev_http_probe(self) -> dict:
@@ -74,7 +78,7 @@ class WebEvents(Host):
         path = f"{self.denied_prefix}{self.names.word()}.tar.gz"
         status = http(ip, self._url(path), self.rng.choice(AGENTS))
         ev = self._rec("http-denied", "access", f" {path} ", ["ip", "status"], ip=ip, path=path, status=status)
-        self._rec("http-denied", "error", path, ["ip"], ip=ip, path=path, status=status)
+        self._rec("http-denied", "error", self.error_marker(ip), ["ip"], ip=ip, path=path, status=status)
         return ev
 
     def ev_http_badauth(self) -> dict:
@@ -84,7 +88,7 @@ class WebEvents(Host):
         status = http(ip, self._url(path), self.rng.choice(AGENTS), auth=f"{user}:bad{self.rng.randint(1, 9999)}")
         ev = self._rec("http-auth-failed", "access", f" {path} ", ["ip", "user", "status"], ip=ip, path=path,
                        user=user, status=status)
-        self._rec("http-auth-failed", "error", path, ["ip", "user"], ip=ip, path=path, user=user)
+        self._rec("http-auth-failed", "error", self.error_marker(ip), ["ip", "user"], ip=ip, path=path, user=user)
         return ev
 
 
@@ -260,6 +264,10 @@ auth.require = ("/members/" => ("method" => "basic", "realm" => "members", "requ
         self.procs.start("lighttpd", ["lighttpd", "-D", "-f", self.lighttpd_conf])
         system.wait_port(self.port, timeout=15)
         system.wait_port(8082, timeout=15)
+
+    def clock_moved(self) -> None:
+        # lighttpd re-reads the wall clock about once a (real) second: give it that second
+        time.sleep(1.05)
 
     def ev_lighttpd_404(self) -> dict:
         ip = self.names.ip()
