@@ -407,7 +407,28 @@ def build(corpus: Corpus, events: list[dict], seed: int = 7, verify_span: float 
                 "answer": answer, "answer_alts": answer_alts(field, answer), "asks": field,
                 "event": ev["kind"], "timestamp": t.isoformat(),
             })
+    validate(corpus, questions)
     return questions, stats
+
+
+def validate(corpus: Corpus, qs: list[dict]) -> None:
+    """Re-read every question's lines: the answer is in an accepted line, the ranges are inside
+    the file, and a "words" question names the day, month and time its line states."""
+    for q in qs:
+        lines = corpus.lines(q["path"])
+        assert all(1 <= a <= b <= len(lines) for a, b in q["accept"]), q["id"]
+        assert any(q["answer"] in lines[i - 1] for a, b in q["accept"] for i in range(a, b + 1)), q["id"]
+        t = dt.datetime.fromisoformat(q["timestamp"])
+        got = line_time(corpus, q["path"], q["line_start"] - 1, t.year)
+        assert got and got[0] == t, q["id"]
+        if q["kind"] == "words":
+            text = q["question"]
+            assert str(t.day) in text and (calendar.month_name[t.month] in text or calendar.month_abbr[t.month] in text), q["id"]
+            assert f"{t:%M}" in text, q["id"]
+            assert str(t.year) not in text, q["id"]
+        if q["kind"] == "quote":
+            quoted = q["question"].split('"', 1)[1].rsplit('"', 1)[0]
+            assert q["answer"] not in quoted, q["id"]
 
 
 def _ask(rng: random.Random, field: str, desc: str, program: str) -> str:
