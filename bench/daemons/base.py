@@ -9,7 +9,6 @@ import random
 import smtplib
 import socket
 import subprocess
-import time
 
 from bench.daemons import system
 

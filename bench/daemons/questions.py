@@ -233,7 +233,7 @@ DESC = {
     "mysql-connect": "the MariaDB client connection over TCP",
     "postgres-auth-failed": "the failed PostgreSQL password login",
     "postgres-connect": "the PostgreSQL connection that was authorized",
-    "dns-query": "the DNS lookup unbound logged",
+    "dns-query": "the DNS query for a name under example.lan",
     "squid-denied": "the request squid denied",
     "squid-miss": "the request squid could not fetch (503)",
     "mqtt-denied": "the MQTT connection that mosquitto refused as not authorised",
@@ -249,7 +249,7 @@ ASK = {
            "What was the source address of {desc}", "Which IP caused {desc}"],
     "user": ["Which user name was used in {desc}", "What account name appears in {desc}",
              "Which user tried {desc}"],
-    "status": ["What HTTP status code did {desc} get", "Which status did {program} return for {desc}"],
+    "status": ["What HTTP status code did {program} send for {desc}", "Which status did {program} return for {desc}"],
     "queue_id": ["What queue ID did postfix give {desc}", "Which postfix queue id belongs to {desc}"],
     "recipient": ["Which recipient address was rejected in {desc}", "What was the rejected recipient in {desc}"],
     "database": ["Which database was named in {desc}", "What database did {desc} ask for"],
@@ -263,9 +263,9 @@ ASK_NOUN = {"ip": "which IP was this", "user": "which user name was it", "status
             "name": "which name was looked up"}
 
 # status asks describe the request without giving its status away
-NEUTRAL = {"http-404": "the request from {ip} to {program}", "http-probe": "the request from {ip} to {program}",
-           "http-ok": "the request from {ip} to {program}", "http-denied": "the request from {ip} to {program}",
-           "http-auth-failed": "the request from {ip} to {program}", "haproxy-denied": "the request from {ip} through haproxy",
+NEUTRAL = {"http-404": "the request from {ip}", "http-probe": "the request from {ip}",
+           "http-ok": "the request from {ip}", "http-denied": "the request from {ip}",
+           "http-auth-failed": "the request from {ip}", "haproxy-denied": "the request from {ip} through haproxy",
            "haproxy-pass": "the request from {ip} through haproxy", "squid-denied": "the proxy request from {ip}",
            "squid-miss": "the proxy request from {ip}"}
 
@@ -438,7 +438,7 @@ def _ask(rng: random.Random, field: str, desc: str, program: str) -> str:
 def _words(rng, ev, t, field, answer, desc, same_program, stats) -> str | None:
     phrases = when_phrases(t)
     rng.shuffle(phrases)
-    for when, gran in sorted(phrases, key=lambda p: p[1] == "s"):   # try minute-level first
+    for when, gran in phrases:          # in random order; a minute-level one only when unambiguous
         clash = [r for r in same_program
                  if r[0] is not ev and same_time(r[2], t, gran)
                  and KIND_GROUP.get(r[0]["kind"], r[0]["kind"]) == KIND_GROUP.get(ev["kind"], ev["kind"])
