@@ -27,6 +27,11 @@ STOPWORDS = frozenset("""a an and are as at be been but by can did do does for f
 into is it its me my no not of on or our so than that the their them then there these they this to
 was we were what when where which who why will with you your show find list give tell any all
 about happened happen did there lines line log logs""".split())
+# Words of the question about the question ("which IP caused the failure logged at ...") that no
+# record is about: left out of the lexical query so a rare one cannot outweigh the real words.
+QUESTION_WORDS = frozenset("""whose whom caused cause causes logged logging entry entries record records
+mentioned mention appear appears appeared see saw seen get got was were value exactly please
+tried try""".split())
 
 
 def _clean(run: str) -> str:
@@ -50,12 +55,46 @@ def tokens(text: str) -> list[str]:
         if m:
             out.append(m.group(1))
             continue
-        if _IPV4.match(tok) or _UUID.match(tok) or _IPV6.match(tok):
+        if _IPV4.match(tok) or _UUID.match(tok):
+            continue
+        if _IPV6.match(tok):
+            out.extend(_IPV4_IN.findall(tok))   # ::ffff:10.0.0.5 is 10.0.0.5 too
             continue
         parts = [p for p in _SPLIT.split(tok) if p]
         if len(parts) > 1:
-            out.extend(p for p in parts if not p.isdigit() or len(p) >= 3)
+            kept = [p for p in parts if not p.isdigit() or len(p) >= 3]
+            out.extend(kept)
+            out.extend(t for t in dict.fromkeys(_inner(tok)) if t not in kept)
     return out
+
+
+_IPV4_IN = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+_CLOCK_IN = re.compile(r"(?<!\d)(\d{2}):(\d{2})(?::(\d{2}))?(?!\d)")
+_NAME_SEP = re.compile(r"[:@=]+")
+_DATE_IN = re.compile(r"(?<!\d)(?:19|20)\d{2}-\d{2}-\d{2}(?!\d)")
+
+
+def _inner(tok: str) -> list[str]:
+    """Identifiers inside a compound token, whole: the IP of "10.0.0.5#53" or "[10.0.0.5]:22",
+    the clock and date of "2014-07-02t13:07:50.123z" or "14/jul/2014:13:07:50" (a pasted
+    "13:07:50" or "13:07" then finds them), the names around ":" and "@" ("mx1.example.org:25",
+    "alice@mx1.example.org")."""
+    # Cheap guards first: this runs for every compound token of every indexed line.
+    out = _IPV4_IN.findall(tok) if tok.count(".") >= 3 else []
+    if "-" in tok:
+        out += _DATE_IN.findall(tok)
+    if ":" not in tok and "@" not in tok and "=" not in tok:
+        return out
+    for h, m, sec in _CLOCK_IN.findall(tok):
+        out.append(f"{h}:{m}")
+        if sec:
+            out.append(f"{h}:{m}:{sec}")
+    for piece in _NAME_SEP.split(tok):
+        piece = _clean(piece)
+        if (piece and piece != tok and (piece[0].isalpha() or piece[0] == "/")
+                and any(c in piece for c in ".-/")):
+            out.append(piece)
+    return [t for t in out if t != tok]
 
 
 def index_text(text: str) -> str:
@@ -67,12 +106,29 @@ def match_terms(text: str, *, drop_stopwords: bool = True) -> list[str]:
     """The query's tokens as the FTS column spells them, once each, in order. Compound
     identifiers count whole only, so an IP never matches on its octets."""
     seen: dict[str, None] = {}
-    for run in _RUN.findall(text.lower()):
-        tok = _clean(run)
-        if not tok or (drop_stopwords and tok in STOPWORDS):
-            continue
+    for tok in _query_tokens(text, drop_stopwords):
         seen.setdefault(_encode(tok), None)
     return list(seen)
+
+
+_SHORT_CLOCK = re.compile(r"^(\d):(\d{2}(?::\d{2})?)$")
+
+
+def _query_tokens(text: str, drop_stopwords: bool = True) -> list[str]:
+    """The question's tokens as typed, less what no record is about: stop words, words about
+    the question, and numbers of one or two digits (days of the month, mostly: the date is
+    time evidence, and "7" is in every line of the 7th). A clock is spelled as logs spell it
+    ("3:10" is "03:10")."""
+    out = []
+    for run in _RUN.findall(text.lower()):
+        tok = _clean(run)
+        if not tok:
+            continue
+        if drop_stopwords and (tok in STOPWORDS or tok in QUESTION_WORDS or (tok.isdigit() and len(tok) <= 2)):
+            continue
+        m = _SHORT_CLOCK.match(tok)
+        out.append(f"0{m.group(1)}:{m.group(2)}" if m else tok)
+    return out
 
 
 def any_of(terms: list[str]) -> str:
@@ -157,5 +213,5 @@ class Scorer:
 
 def query_terms(text: str) -> list[str]:
     """Query tokens in raw form, for picking the best record inside a chunk."""
-    return [t for t in (_clean(r) for r in _RUN.findall(text.lower())) if t and t not in STOPWORDS]
+    return _query_tokens(text)
 

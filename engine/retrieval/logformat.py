@@ -29,7 +29,7 @@ LEVEL_RANK = {lv: i for i, lv in enumerate(LEVELS)}
 _LEVEL_WORDS = {
     "trace": "DEBUG", "debug": "DEBUG", "dbg": "DEBUG", "fine": "DEBUG", "finer": "DEBUG",
     "finest": "DEBUG", "verbose": "DEBUG", "info": "INFO", "information": "INFO",
-    "informational": "INFO", "notice": "INFO", "inf": "INFO", "warn": "WARNING", "warning": "WARNING",
+    "informational": "INFO", "notice": "INFO", "note": "INFO", "inf": "INFO", "warn": "WARNING", "warning": "WARNING",
     "wrn": "WARNING", "error": "ERROR", "err": "ERROR", "severe": "ERROR", "failure": "ERROR",
     "crit": "CRITICAL", "critical": "CRITICAL", "fatal": "CRITICAL", "alert": "CRITICAL",
     "emerg": "CRITICAL", "emergency": "CRITICAL", "panic": "CRITICAL",
@@ -201,6 +201,42 @@ def _windows(m, ctx):
     return {"t": t, "level": normalize_level(lv.group(1)) if lv else None, "source": {}, "message": g["rest"]}
 
 
+def _generic(m, ctx):
+    """Formats whose header is a time, maybe a level, a host and a program: one reader for the
+    named groups they share (y or yy, mo or mon, d, h, mi, s, f, tz; or epoch)."""
+    g = m.groupdict()
+    if g.get("epoch"):
+        secs = float(g["epoch"])
+        t = (datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), secs)
+    else:
+        y = g.get("y") or (f"20{g['yy']}" if g.get("yy") else None)
+        mo = g.get("mo") or MONTHS[g["mon"].lower()[:3]]
+        t = ctx.finish(y, mo, g["d"], g["h"], g["mi"], g["s"], g.get("f"), g.get("tz"))
+    rest = g.get("rest") or ""
+    level = normalize_level(g["lvl"]) if g.get("lvl") else None
+    if level is None:
+        lv = _LEVEL_RE.search(rest[:60])
+        level = normalize_level(lv.group(1)) if lv else None
+    src = {}
+    if g.get("host"):
+        src["host"] = g["host"]
+    if g.get("prog"):
+        src["program"] = g["prog"]
+    if g.get("pid") and g["pid"].isdigit():
+        src["pid"] = int(g["pid"])
+    return {"t": t, "level": level, "source": src, "message": rest}
+
+
+_CUPS_LEVELS = {"D": "DEBUG", "d": "DEBUG", "I": "INFO", "N": "INFO", "W": "WARNING", "E": "ERROR",
+                "C": "CRITICAL", "A": "CRITICAL", "X": "CRITICAL"}
+
+
+def _cups(m, ctx):
+    out = _generic(m, ctx)
+    out["level"] = _CUPS_LEVELS.get(m.group("clv"))
+    return out
+
+
 def _python_plain(m, ctx):
     return {"t": None, "level": normalize_level(m.group("lvl")), "source": {"logger": m.group("logger")},
             "message": m.group("rest")}
@@ -213,7 +249,11 @@ FORMATS = [
         r"(?P<tz>Z|[+-]\d{2}:\d{2})? (?P<host>\S+) (?P<prog>\S+) (?P<pid>\S+) \S+ (?P<rest>.*)$"), _syslog5424),
     LogFormat("syslog-rfc3164", re.compile(
         r"^(?:<(?P<pri>\d{1,3})>)?(?P<mon>[A-Z][a-z]{2}) {1,2}(?P<d>\d{1,2}) " + _TIME +
-        r" (?P<host>[\w.:-]+) (?P<prog>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?: ?(?P<rest>.*)$"), _syslog3164),
+        r" (?P<host>[\w.:-]*[\w.-]) (?P<prog>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?: ?(?P<rest>.*)$"), _syslog3164),
+    # rsyslog's RFC 3339 file format: "2014-07-02T13:07:50.123456+02:00 host program[pid]: message"
+    LogFormat("syslog-iso", re.compile(
+        r"^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})T" + _TIME + r"(?P<tz>Z|[+-]\d{2}:\d{2})? "
+        r"(?P<host>[\w.:-]+) (?P<prog>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?: ?(?P<rest>.*)$"), _generic),
     LogFormat("access-log", re.compile(
         r'^(?P<client>\S+) \S+ \S+ \[(?P<d>\d{2})/(?P<mon>[A-Z][a-z]{2})/(?P<y>\d{4}):' + _TIME +
         r' (?P<tz>[+-]\d{4})\] "(?P<rest>[^"]*" (?P<status>\d{3}) .*)$'), _access),
@@ -229,6 +269,31 @@ FORMATS = [
     LogFormat("iso-timestamp", re.compile(
         r"^\[?(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})[T ]" + _TIME +
         r"\s?(?P<tz>Z|[+-]\d{2}:?\d{2}|UTC)?\]?(?P<rest>.*)$"), _iso_parse),
+    # ctime first: vsftpd, xferlog, FreeRADIUS ("Tue Mar 14 10:00:00 2009 [pid 3] ...")
+    LogFormat("ctime", re.compile(
+        r"^\[?[A-Z][a-z]{2} (?P<mon>[A-Z][a-z]{2}) {1,2}(?P<d>\d{1,2}) " + _TIME +
+        r" (?P<y>\d{4})\]?(?P<rest>.*)$"), _generic),
+    # BIND, Tomcat: "14-Mar-2009 10:00:00.123 ..."
+    LogFormat("day-mon-year", re.compile(
+        r"^(?P<d>\d{1,2})-(?P<mon>[A-Z][a-z]{2})-(?P<y>\d{4}) " + _TIME + r"(?P<rest>.*)$"), _generic),
+    # Redis: "1234:M 14 Mar 2009 10:00:00.123 * Ready to accept connections"
+    LogFormat("redis", re.compile(
+        r"^(?P<pid>\d+):[A-Z] (?P<d>\d{1,2}) (?P<mon>[A-Z][a-z]{2}) (?P<y>\d{4}) " + _TIME +
+        r" (?P<rest>.*)$"), _generic),
+    # CUPS: "E [14/Mar/2009:10:00:00 +0000] ..."
+    LogFormat("cups", re.compile(
+        r"^(?P<clv>[DdINWECAX]) \[(?P<d>\d{2})/(?P<mon>[A-Z][a-z]{2})/(?P<y>\d{4}):" + _TIME +
+        r" (?P<tz>[+-]\d{4})\] (?P<rest>.*)$"), _cups),
+    # Seconds since the epoch: Squid ("1236000000.123    456 10.0.0.5 TCP_MISS/200 ..."), Mosquitto
+    LogFormat("epoch", re.compile(r"^(?P<epoch>1\d{9})(?:\.\d{1,6})?:? +(?P<rest>.*)$"), _generic),
+    # MySQL before 5.7: "090314 10:00:00 [Note] ..."; the day may be space-padded in the time
+    LogFormat("mysql-old", re.compile(
+        r"^(?P<yy>\d{2})(?P<mo>\d{2})(?P<d>\d{2}) {1,2}(?P<h>\d{1,2}):(?P<mi>\d{2}):(?P<s>\d{2})"
+        r"(?: \[(?P<lvl>\w+)\])?(?P<rest>.*)$"), _generic),
+    # A syslog time with no host: Dovecot's own log ("Mar 14 10:00:00 imap-login: Info: ...")
+    LogFormat("syslog-nohost", re.compile(
+        r"^(?P<mon>[A-Z][a-z]{2}) {1,2}(?P<d>\d{1,2}) " + _TIME + r" (?P<prog>[\w./-]+?)(?:\((?P<pid>\d+)\))?:"
+        r" (?:(?P<lvl>Info|Warning|Error|Fatal|Panic|Debug): )?(?P<rest>.*)$"), _generic),
     LogFormat("windows", re.compile(
         r"^(?P<mo>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4}),? (?P<h>\d{1,2}):(?P<mi>\d{2}):(?P<s>\d{2})"
         r"(?: ?(?P<ampm>[AaPp][Mm]))?(?P<rest>.*)$"), _windows),

@@ -1,9 +1,11 @@
-"""Hybrid search: lexical (FTS5, BM25) and dense (chroma) candidates, fused by reciprocal rank.
+"""Hybrid search: candidates from the lexical index (FTS5, BM25), the vector store (chroma or
+the kept vectors), the time and the files a question names; each candidate chunk is narrowed to
+the record that answers best, and records are ranked on the question's evidence (``ranking``).
 
-Filters (collection, file glob, time range, level) apply before ranking on both sides: in SQL
-for the lexical side, and as the allowed chunk ids for the dense side. Each hit is then
-narrowed from its chunk to the one record that answers (the record holding most query terms,
-inside the time range, of the wanted level), so a citation is as tight as a record.
+Filters (collection, file glob, time range, level) apply before ranking on every side: in SQL
+for the lexical side, and as the allowed chunk ids for the dense side. Time words in the
+question are not filters: they are evidence (``query.When``), so a misread or unmatched time
+never confines the results to unrelated records.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 import numpy as np
 
-from engine.retrieval import lexical, query as query_mod
+from engine.retrieval import lexical, query as query_mod, ranking
 from engine.retrieval.embedder import Embedder
 from engine.retrieval.indexer import glob_match
 from engine.retrieval.logformat import LEVEL_RANK
@@ -28,21 +31,22 @@ from engine.retrieval.vectorstore import VectorStore
 
 log = logging.getLogger(__name__)
 
-RRF_K = 60
 CANDIDATES = 50
 # The dense side gets the allowed ids when filters leave fewer chunks than this; beyond it,
 # it over-fetches and drops what the filters exclude. Reading 20k ids and handing them to
 # chroma cost ~110 ms; past a few thousand, the filtered chunks are a big enough share that
 # the global top 1,000 holds plenty of them.
 MAX_ID_FILTER = 5000
-LEVEL_BOOST = 0.5 / (RRF_K + 1)
 # Document frequencies of terms in at least DF_CACHE_MIN chunks are kept DF_CACHE_S seconds.
 DF_CACHE_S = 300.0
 DF_CACHE_MIN = 1000
 # Every query word common: the chunks holding all of them are candidates when at most this many.
 ALL_COMMON_MAX = 200
-# A date without a year ("March 1st") is looked for this many years back, nearest first.
-YEARS_BACK = 10
+# The chunks in the time a question names are all candidates when at most this many; up to
+# the larger number, the best of them by meaning and by words are.
+TIME_CANDIDATES_ALL = 60
+TIME_CANDIDATES_MAX = 3000
+PATHS_CACHE_S = 60.0
 
 
 def _nearest(rows: list[tuple[int, str, bytes]], qvec: np.ndarray, k: int) -> list[int]:
@@ -88,10 +92,12 @@ class Hit:
     score: float
     text: str
     chunk_id: str = ""
+    epoch: float | None = None   # the record's time, when it has one
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("chunk_id")
+        d.pop("epoch")
         return d
 
 
@@ -108,6 +114,8 @@ class Retriever:
         self._df_cache_at = time.monotonic()
         self._n_docs_cached: int | None = None
         self._n_docs_at = 0.0
+        self._path_cache: dict[str, tuple[float, list[str], dict[str, int]]] = {}
+        self._years_cache: dict[str, tuple[float, range]] = {}
 
     def doc_freq(self, terms: list[str]) -> dict[str, int]:
         """Chunks holding each term. Counting walks the term's postings (7 ms for a term in 100k
@@ -132,56 +140,83 @@ class Retriever:
                understand: bool = True) -> list[Hit]:
         f = filters or Filters()
         intent = query_mod.parse(question) if understand else query_mod.Intent(question)
-        # The question's vector is computed on another thread while SQLite does the lexical side
-        # (torch and SQLite both release the GIL), once even when the search runs twice below.
-        # Not at all when the collection has no vectors: that would load the model for nothing.
-        qvec = None
+        if intent.relation is not None and f.since is None and f.until is None:
+            hits = self._related(intent, k, f)
+            if hits:
+                return hits
+        return self._search(intent, self._query_vector(question, f), k, f)
+
+    def _query_vector(self, text: str, f: Filters) -> Future | None:
+        """The question's vector, computed on another thread while SQLite does the lexical
+        side (torch and SQLite both release the GIL). None when the collection has no
+        vectors: that would load the model for nothing."""
         if self.manifest.db.execute("SELECT 1 FROM chunks WHERE collection = ? AND embedded = 1 LIMIT 1",
                                     (f.collection,)).fetchone():
-            qvec = _query_pool().submit(self.embedder.embed_query, question)
-        if understand and f.since is None and f.until is None and intent.since is not None:
-            # Time words in the question filter; if nothing is in that window, fall back to no window.
-            windows = [(intent.since, intent.until)]
-            if intent.yearless:
-                windows += [w for back in range(1, YEARS_BACK + 1)
-                            if (w := query_mod.earlier_years(intent.since, intent.until, back))]
-            for since, until in windows:
-                timed = Filters(f.collection, f.file_glob, since, until, f.level)
-                if not self._has_records(timed):
-                    continue   # "March 1st" on which the sources have nothing: try the year before
-                hits = self._search(intent.text or question, qvec, k, timed, intent.level_boost)
-                if hits:
-                    return hits
-                break
-        return self._search(intent.text or question, qvec, k, f, intent.level_boost)
+            return _query_pool().submit(self.embedder.embed_query, text)
+        return None
 
-    def _has_records(self, f: Filters) -> bool:
-        where, args = self._where(f)
-        return self.manifest.db.execute(f"SELECT 1 FROM chunks c WHERE {where} LIMIT 1", args).fetchone() is not None
+    def _related(self, intent: query_mod.Intent, k: int, f: Filters) -> list[Hit]:
+        """"X just after Y": find Y, then X with Y's time as the evidence."""
+        rel = intent.relation
+        anchor_intent = query_mod.parse(rel.anchor)
+        anchors = [h for h in self._search(anchor_intent, self._query_vector(rel.anchor, f), 3, f)
+                   if h.epoch is not None]
+        if not anchors:
+            return []
+        t = anchors[0].epoch
+        target = query_mod.parse(rel.target)
+        target.when = query_mod.When(near=(t, rel.after))
+        hits = self._search(target, self._query_vector(rel.target, f), k + 1, f)
+        a = anchors[0]
+        return [h for h in hits if (h.path, h.line_start) != (a.path, a.line_start)][:k]
 
-    def _search(self, lexical_text: str, qvec_future: Future | None, k: int, f: Filters,
-                boost: str | None) -> list[Hit]:
+    def _years(self, collection: str) -> range:
+        """The years the collection holds records in (for a date without a year), kept a minute:
+        the oldest time is a walk over the collection's part of the time index."""
+        held = self._years_cache.get(collection)
+        if held is not None and time.monotonic() - held[0] < PATHS_CACHE_S:
+            return held[1]
+        row = self.manifest.db.execute("SELECT min(t_min), max(t_max) FROM chunks WHERE collection = ?",
+                                       (collection,)).fetchone()
+        years = range(0) if not row or row[0] is None else \
+            range(datetime.fromtimestamp(row[0]).year, datetime.fromtimestamp(row[1]).year + 1)
+        self._years_cache[collection] = (time.monotonic(), years)
+        return years
+
+    def _search(self, intent: query_mod.Intent, qvec_future: Future | None, k: int, f: Filters) -> list[Hit]:
+        text = intent.text
         where, args = self._where(f)
-        lex, pending = self._lexical(lexical_text, where, args)
+        lex, pending = self._lexical(text, where, args)
         # Waited for here, after the lexical side: by now the other thread has usually finished.
         qvec = qvec_future.result() if qvec_future is not None else None
         dense = self._dense(qvec, where, args, f)
         if pending is not None:
             lex = self._rescore(pending, list(dict.fromkeys(lex + dense)))[:CANDIDATES]
-        scores: dict[int, float] = {}
-        for ranked in (lex, dense):
-            for rank, rowid in enumerate(ranked):
-                scores[rowid] = scores.get(rowid, 0.0) + 1.0 / (RRF_K + rank + 1)
-        if not scores:
+        candidates = list(dict.fromkeys(lex[:CANDIDATES] + dense[:CANDIDATES]))
+        when = intent.when
+        if when is not None:
+            candidates += self._in_time(when, text, qvec, f)
+        fields = self._fields(text, f.collection)
+        if fields.path_names:
+            candidates += self._in_files(fields, text, qvec, f)
+        candidates = list(dict.fromkeys(candidates))
+        if not candidates:
             return []
-        rows = self._rows(list(scores))
-        if boost:
-            for rowid, row in rows.items():
-                if row["max_level"] >= LEVEL_RANK[boost]:
-                    scores[rowid] += LEVEL_BOOST
-        order = sorted(scores, key=lambda r: -scores[r])[:k]
-        terms = lexical.query_terms(lexical_text)
-        return [self._narrow(rows[r], scores[r], terms, f, boost, qvec) for r in order if r in rows]
+        rows = self._rows(candidates)
+        words = ranking.Words(text, self.doc_freq(lexical.match_terms(text)), self._n_docs())
+        meaning = self._meanings(rows, qvec, f.collection)
+        scored = []
+        for rowid, row in rows.items():
+            hit, feats = self._best_record(row, words, meaning.get(rowid, 0.0), when, fields, intent.level_boost,
+                                           f, qvec)
+            if hit is not None:
+                scored.append((feats.score, rowid, hit))
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        out = []
+        for score, _rowid, hit in scored[:k]:
+            hit.score = round(score, 6)
+            out.append(hit)
+        return out
 
     # ------------------------------------------------------------------ candidates
 
@@ -289,46 +324,140 @@ class Retriever:
             [cid for cid, _ in found] + args).fetchall())
         return [rowids[cid] for cid, _ in found if cid in rowids][:CANDIDATES]
 
+    # ------------------------------------------------------------------ evidence
+
+    def _in_time(self, when: query_mod.When, text: str, qvec: np.ndarray | None, f: Filters) -> list[int]:
+        """Candidates among the chunks in the time the question names: all of them when few,
+        else the best by meaning and by words."""
+        spans = when.windows(self._years(f.collection))
+        if not spans:
+            return []
+        rows: list[tuple[int, str, bytes]] = []
+        for since, until in spans:
+            timed = Filters(f.collection, f.file_glob, since if f.since is None else max(since, f.since),
+                            until if f.until is None else min(until, f.until), f.level)
+            where, args = self._where(timed)
+            rows += self.manifest.db.execute(
+                f"SELECT c.rowid, c.id, c.vec FROM chunks c WHERE {where} LIMIT ?",
+                [*args, TIME_CANDIDATES_MAX + 1 - len(rows)]).fetchall()
+            if len(rows) > TIME_CANDIDATES_MAX:
+                break
+        return self._best_of(rows, text, qvec)
+
+    def _in_files(self, fields: ranking.Fields, text: str, qvec: np.ndarray | None, f: Filters) -> list[int]:
+        """Candidates among the files the question names ("postfix", "nginx", "mx1")."""
+        paths = fields.paths_named(self._paths(f.collection)[0])
+        if not paths:
+            return []
+        where, args = self._where(f)
+        marks = ",".join("?" * len(paths))
+        lex, _ = self._lexical(text, f"{where} AND c.path IN ({marks})", [*args, *paths])
+        out = lex[:CANDIDATES // 2]
+        if qvec is not None:
+            rows = self.manifest.db.execute(
+                f"SELECT c.rowid, c.id, c.vec FROM chunks c WHERE {where} AND c.path IN ({marks}) "
+                f"AND c.vec IS NOT NULL LIMIT ?", [*args, *paths, MAX_ID_FILTER]).fetchall()
+            if rows:
+                out += _nearest(rows, qvec, CANDIDATES // 2)
+        return out
+
+    def _best_of(self, rows: list[tuple[int, str, bytes]], text: str, qvec: np.ndarray | None) -> list[int]:
+        if len(rows) <= TIME_CANDIDATES_ALL:
+            return [r[0] for r in rows]
+        out = []
+        with_vec = [r for r in rows if r[2] is not None]
+        if qvec is not None and with_vec:
+            out += _nearest(with_vec, qvec, CANDIDATES // 2)
+        terms = lexical.match_terms(text)
+        if terms:
+            ids = [r[0] for r in rows]
+            found = self.manifest.db.execute(
+                f"SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({','.join('?' * len(ids))}) "
+                f"ORDER BY bm25(chunks_fts) LIMIT ?", [lexical.any_of(terms), *ids, CANDIDATES // 2]).fetchall()
+            out += [r[0] for r in found]
+        return out
+
+    def _paths(self, collection: str) -> tuple[list[str], dict[str, int]]:
+        """The collection's file paths and, per word of a path, how many paths hold it; kept a
+        minute (a question names files by words: "nginx", "mail", the host folder "mx1")."""
+        held = self._path_cache.get(collection)
+        if held is not None and time.monotonic() - held[0] < PATHS_CACHE_S:
+            return held[1], held[2]
+        paths = [r[0] for r in self.manifest.db.execute(
+            "SELECT path FROM sources WHERE collection = ? AND status = 'ok'", (collection,))]
+        counts: dict[str, int] = {}
+        for path in paths:
+            for w in set(ranking.path_words(path)):
+                counts[w] = counts.get(w, 0) + 1
+        self._path_cache[collection] = (time.monotonic(), paths, counts)
+        return paths, counts
+
+    def _fields(self, text: str, collection: str) -> ranking.Fields:
+        paths, counts = self._paths(collection)
+        return ranking.Fields(text, counts, len(paths))
+
+    def _meanings(self, rows: dict[int, dict], qvec: np.ndarray | None, collection: str) -> dict[int, float]:
+        """Cosine of the question with each chunk's vector (stored normalized): the one the
+        manifest keeps, else (an index from before vectors were kept) the vector store's."""
+        if qvec is None:
+            return {}
+        out = {}
+        have = [(rowid, row["vec"]) for rowid, row in rows.items() if row["vec"] is not None]
+        if have:
+            sims = kept_vectors([v for _, v in have]) @ qvec
+            out = {rowid: float(x) for (rowid, _), x in zip(have, sims)}
+        missing = {row["id"]: rowid for rowid, row in rows.items() if row["vec"] is None}
+        if missing:
+            for cid, vec in self.store.vectors(collection, self.embedder.config, list(missing)).items():
+                out[missing[cid]] = float(vec @ qvec)
+        return out
+
     def _rows(self, rowids: list[int]) -> dict[int, dict]:
-        q = (f"SELECT rowid, id, path, line_start, line_end, page, text, records, max_level FROM chunks "
+        q = (f"SELECT rowid, id, path, line_start, line_end, page, text, records, max_level, vec FROM chunks "
              f"WHERE rowid IN ({','.join('?' * len(rowids))})")
         out = {}
-        for rowid, cid, path, ls, le, page, text, records, max_level in self.manifest.db.execute(q, rowids):
+        for rowid, cid, path, ls, le, page, text, records, max_level, vec in self.manifest.db.execute(q, rowids):
             out[rowid] = {"id": cid, "path": path, "line_start": ls, "line_end": le, "page": page, "text": text,
-                          "records": json.loads(records or "[]"), "max_level": max_level if max_level is not None else -1}
+                          "records": json.loads(records or "[]"), "vec": vec,
+                          "max_level": max_level if max_level is not None else -1}
         return out
 
     # ------------------------------------------------------------------ narrowing
 
-    def _narrow(self, row: dict, score: float, terms: list[str], f: Filters, boost: str | None,
-                qvec: np.ndarray | None) -> Hit:
+    def _best_record(self, row: dict, words: ranking.Words, meaning: float, when: query_mod.When | None,
+                     fields: ranking.Fields, boost: str | None, f: Filters,
+                     qvec: np.ndarray | None) -> tuple[Hit | None, ranking.Features]:
+        """The chunk's record that answers best, and its evidence. Records outside an explicit
+        filter (time range, level) are not eligible; a chunk with none eligible is no hit."""
         records = row["records"] or [[row["line_start"], row["line_end"], None, None, 0, len(row["text"])]]
-        best, best_key = None, None
-        texts, eligible = [], []
-        for ls, le, epoch, level, a, b in records:
+        best, best_feats, texts, eligible = None, None, [], []
+        for i, (ls, le, epoch, level, a, b) in enumerate(records):
             text = row["text"][a:b]
             texts.append(text)
-            in_time = epoch is None or ((f.since is None or epoch >= f.since) and (f.until is None or epoch < f.until))
-            if epoch is None and (f.since is not None or f.until is not None):
-                in_time = False
-            lv = LEVEL_RANK.get(level, -1) if level else -1
-            level_ok = not f.level or lv >= LEVEL_RANK[f.level]
-            tokens = set(lexical.tokens(text))
-            overlap = sum(1 for t in terms if t in tokens)
-            boosted = bool(boost) and lv >= LEVEL_RANK[boost]
-            key = (in_time and level_ok, overlap, boosted)
-            eligible.append(in_time and level_ok)
-            if best_key is None or key > best_key:
-                best, best_key = (ls, le, text), key
-        if best_key is not None and best_key[1] == 0 and qvec is not None and len(records) > 1:
+            ok = True
+            if f.since is not None or f.until is not None:
+                ok = epoch is not None and (f.since is None or epoch >= f.since) and (f.until is None or epoch < f.until)
+            if f.level and LEVEL_RANK.get(level or "", -1) < LEVEL_RANK[f.level]:
+                ok = False
+            eligible.append(ok)
+            if not ok:
+                continue
+            feats = ranking.Features(
+                words=words.share(text), meaning=meaning,
+                time=when.grade(epoch, text) if when is not None else 0.0,
+                field=fields.match(row["path"], text),
+                level=ranking.level_match(boost, level))
+            if best_feats is None or feats.score > best_feats.score:
+                best, best_feats = i, feats
+        if best is None:
+            return None, ranking.Features(0, 0, 0, 0, 0)
+        if best_feats.words == 0 and best_feats.time == 0 and qvec is not None and sum(eligible) > 1:
+            # Nothing but meaning tells the records apart: the one whose template is nearest.
             sims = self._similarities(texts, qvec)
             if sims is not None:
-                if any(eligible):
-                    sims = np.where(eligible, sims, -np.inf)
-                i = int(np.argmax(sims))
-                best = (records[i][0], records[i][1], texts[i])
-        ls, le, text = best
-        return Hit(row["path"], ls, le, row["page"], round(score, 6), text, row["id"])
+                best = int(np.argmax(np.where(eligible, sims, -np.inf)))
+        ls, le, epoch = records[best][0], records[best][1], records[best][2]
+        return Hit(row["path"], ls, le, row["page"], 0.0, texts[best], row["id"], epoch), best_feats
 
     def _similarities(self, texts: list[str], qvec: np.ndarray) -> np.ndarray | None:
         """Cosine of the query with each record's template, from the embedding cache only."""

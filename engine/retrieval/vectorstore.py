@@ -89,6 +89,13 @@ class VectorStore:
         if ids:
             self.collection(name, cfg).delete(ids=ids)
 
+    def vectors(self, name: str, cfg: dict, ids: list[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of ``ids`` (those the store has)."""
+        if not ids:
+            return {}
+        got = self.collection(name, cfg).get(ids=ids, include=["embeddings"])
+        return {cid: np.asarray(v, dtype=np.float32) for cid, v in zip(got["ids"], got["embeddings"])}
+
     def count(self, name: str, cfg: dict) -> int:
         return self.collection(name, cfg).count()
 
