@@ -51,6 +51,7 @@ class GatewayHost(Host):
     name = "gw1"
     EVENTS = [("ev_ssh_invalid", 5), ("ev_ssh_badpass", 3), ("ev_ssh_ok", 2)]
     ANCHOR_TARGETS = ["ev_ssh_invalid", "ev_ssh_badpass", "ev_ssh_ok"]
+    FAST, BURST = ["ev_ssh_invalid", "ev_ssh_badpass"], (1, 4)
 
 
 HOSTS = [GatewayHost, MailHost, NginxHost, ApacheHost, FtpHost, DbHost, NsHost]
@@ -186,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--episodes", type=int, default=44, help="episodes per host")
+    ap.add_argument("--episodes", type=int, default=60, help="episodes per host")
+    ap.add_argument("--per-format-kind", type=int, default=25,
+                    help="at most this many questions per (format, kind)")
     ap.add_argument("--segments", type=int, default=4, help="rotations per host = segments - 1")
     ap.add_argument("--hosts", default="", help="comma-separated subset (default: all)")
     ap.add_argument("--no-install", action="store_true")
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.questions_only:
         with open(os.path.join(out, "events.json")) as f:
             events = json.load(f)
-        write_questions(out, events, args.seed, 0.0)
+        write_questions(out, events, args.seed, 0.0, args.per_format_kind)
         return 0
     if os.geteuid() != 0:
         ap.error("must run as root (it installs and starts daemons)")
@@ -231,13 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(out, "events.json"), "w") as f:
         json.dump(events, f, indent=1)
     log(f"{len(events)} events from {corpus_dir}; building questions")
-    write_questions(out, events, args.seed, time.time() - t0)
+    write_questions(out, events, args.seed, time.time() - t0, args.per_format_kind)
     return 0
 
 
-def write_questions(out: str, events: list[dict], seed: int, seconds: float) -> None:
+def write_questions(out: str, events: list[dict], seed: int, seconds: float, cap: int) -> None:
     corpus = questions.Corpus(os.path.join(out, "corpus"))
-    qs, stats = questions.build(corpus, events, seed=seed)
+    qs, stats = questions.build(corpus, events, seed=seed, per_format_kind=cap)
     with open(os.path.join(out, "questions.json"), "w") as f:
         json.dump(qs, f, indent=1)
     man = manifest(corpus, qs, stats, seconds)

@@ -68,6 +68,8 @@ class Host:
                     ("*.*;auth,authpriv.none;mail.none;local0.none", "var/log/syslog")]
     EVENTS: list[tuple[str, float]] = []     # (method name, weight)
     ANCHOR_TARGETS: list[str] = []          # event methods that can follow a sudo anchor
+    FAST: list[str] = []                    # cheap events for the burst of look-alikes per episode
+    BURST = (0, 0)
 
     def __init__(self, names: Names, rng: random.Random, clock: system.Clock, log):
         self.names, self.rng, self.clock, self.log = names, rng, clock, log
@@ -163,12 +165,16 @@ class Host:
                            ["command"], command=path, word=word)
 
     def episode(self) -> None:
-        """A handful of events; sometimes a sudo anchor followed seconds later by a target."""
+        """A handful of events, a burst of cheap look-alikes (the distractors), and sometimes a
+        sudo anchor followed seconds later by a target."""
         names = [m for m, _ in self.EVENTS]
         weights = [w for _, w in self.EVENTS]
-        for m in self.rng.choices(names, weights, k=self.rng.randint(2, 4)):
+        for m in self.rng.choices(names, weights, k=self.rng.randint(2, 5)):
             self._run(m)
             self.advance(3, 90)
+        for _ in range(self.rng.randint(*self.BURST) if self.FAST else 0):
+            self._run(self.rng.choice(self.FAST))
+            self.advance(1, 25)
         if self.ANCHOR_TARGETS and self.rng.random() < 0.45:
             anchor = self.ev_sudo_anchor()
             self.advance(1, 8)

@@ -22,6 +22,7 @@ class FtpHost(Host):
     EVENTS = [("ev_ftp_fail", 4), ("ev_ftp_anon", 3), ("ev_ftp_upload", 3), ("ev_ssh_invalid", 1),
               ("ev_ssh_badpass", 1)]
     ANCHOR_TARGETS = ["ev_ftp_fail", "ev_ftp_upload", "ev_ssh_invalid"]
+    FAST, BURST = ["ev_ftp_fail", "ev_ftp_anon"], (1, 4)
 
     def log_files(self) -> list[str]:
         return super().log_files() + ["var/log/vsftpd.log", "var/log/xferlog"]
@@ -133,6 +134,7 @@ class DbHost(Host):
     EVENTS = [("ev_maria_denied", 4), ("ev_maria_ok", 2), ("ev_pg_fail", 4), ("ev_pg_ok", 2),
               ("ev_ssh_invalid", 1), ("ev_ssh_badpass", 1)]
     ANCHOR_TARGETS = ["ev_maria_denied", "ev_pg_fail", "ev_ssh_invalid"]
+    FAST, BURST = ["ev_maria_denied", "ev_maria_ok", "ev_pg_fail", "ev_pg_ok"], (4, 12)
     DBS = ["shop", "billing", "crm", "inventory", "analytics", "hr"]
 
     def log_files(self) -> list[str]:
@@ -268,6 +270,7 @@ class NsHost(Host):
     EVENTS = [("ev_dns_query", 5), ("ev_squid_denied", 3), ("ev_squid_miss", 2),
               ("ev_mqtt_denied", 3), ("ev_mqtt_ok", 2), ("ev_ssh_invalid", 1)]
     ANCHOR_TARGETS = ["ev_dns_query", "ev_squid_denied", "ev_mqtt_denied", "ev_ssh_invalid"]
+    FAST, BURST = ["ev_dns_query", "ev_squid_miss", "ev_mqtt_ok", "ev_mqtt_denied"], (6, 16)
 
     def log_files(self) -> list[str]:
         return super().log_files() + ["var/log/unbound/unbound.log",

@@ -20,6 +20,8 @@ class MailHost(Host):
     EVENTS = [("ev_smtp_unknown_rcpt", 4), ("ev_smtp_delivered", 3), ("ev_smtp_sasl_fail", 3),
               ("ev_imap_fail", 3), ("ev_imap_ok", 2), ("ev_ssh_invalid", 1), ("ev_ssh_badpass", 1)]
     ANCHOR_TARGETS = ["ev_smtp_unknown_rcpt", "ev_smtp_sasl_fail", "ev_imap_fail"]
+    FAST = ["ev_smtp_unknown_rcpt", "ev_smtp_delivered", "ev_imap_fail", "ev_imap_ok"]
+    BURST = (4, 12)
 
     def log_files(self) -> list[str]:
         return super().log_files() + ["var/log/dovecot.log"]

@@ -336,8 +336,10 @@ def quote_of(line: str, answer: str, rng: random.Random) -> tuple[str, list[str]
     return (f"{a} ... {b}" if b else f"{a} ..."), frags
 
 
-def build(corpus: Corpus, events: list[dict], seed: int = 7, verify_span: float = 90.0) -> tuple[list[dict], dict]:
-    """Questions for located events: words / quote / vague. Returns (questions, stats)."""
+def build(corpus: Corpus, events: list[dict], seed: int = 7, verify_span: float = 90.0,
+          per_format_kind: int | None = None) -> tuple[list[dict], dict]:
+    """Questions for located events: words / quote / vague, at most per_format_kind of each kind
+    per format (a seeded sample). Returns (questions, stats)."""
     rng = random.Random(seed)
     stats = {"events": len(events), "located": 0, "not_found": 0, "time_mismatch": 0,
              "ambiguous": 0, "not_unique_quote": 0}
@@ -407,6 +409,15 @@ def build(corpus: Corpus, events: list[dict], seed: int = 7, verify_span: float 
                 "answer": answer, "answer_alts": answer_alts(field, answer), "asks": field,
                 "event": ev["kind"], "timestamp": t.isoformat(),
             })
+    if per_format_kind:
+        groups: dict[tuple[str, str], list[dict]] = {}
+        for q in questions:
+            groups.setdefault((q["format"], q["kind"]), []).append(q)
+        questions = []
+        for key in sorted(groups):
+            g = groups[key]
+            questions += rng.sample(g, per_format_kind) if len(g) > per_format_kind else g
+        questions.sort(key=lambda q: q["id"])
     validate(corpus, questions)
     return questions, stats
 

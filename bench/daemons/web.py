@@ -104,6 +104,8 @@ class NginxHost(WebEvents):
               ("ev_http_badauth", 3), ("ev_haproxy_denied", 3), ("ev_haproxy_ok", 2),
               ("ev_ssh_invalid", 1), ("ev_ssh_badpass", 1)]
     ANCHOR_TARGETS = ["ev_http_badauth", "ev_http_denied", "ev_ssh_invalid", "ev_haproxy_denied"]
+    FAST = ["ev_http_404", "ev_http_ok", "ev_http_probe", "ev_haproxy_ok", "ev_haproxy_denied"]
+    BURST = (6, 16)
 
     def log_files(self) -> list[str]:
         return super().log_files() + [self.access_file, self.error_file]
@@ -191,6 +193,9 @@ class ApacheHost(WebEvents):
               ("ev_http_badauth", 3), ("ev_lighttpd_404", 2), ("ev_lighttpd_badauth", 3),
               ("ev_ssh_invalid", 1), ("ev_ssh_ok", 1)]
     ANCHOR_TARGETS = ["ev_http_badauth", "ev_http_404", "ev_lighttpd_badauth"]
+    FAST = ["ev_http_404", "ev_http_ok", "ev_http_probe"]
+    BURST = (6, 16)
+    moved_at = 0.0
     secure_prefix = "/secure/"
 
     def log_files(self) -> list[str]:
@@ -266,10 +271,15 @@ auth.require = ("/members/" => ("method" => "basic", "realm" => "members", "requ
         system.wait_port(8082, timeout=15)
 
     def clock_moved(self) -> None:
-        # lighttpd re-reads the wall clock about once a (real) second: give it that second
-        time.sleep(1.05)
+        self.moved_at = time.time()
+
+    def settle(self) -> None:
+        """lighttpd re-reads the wall clock about once a (real) second: give it that second after
+        the fake clock moved, or it stamps the request with the time before the move."""
+        time.sleep(max(0.0, 1.05 - (time.time() - self.moved_at)))
 
     def ev_lighttpd_404(self) -> dict:
+        self.settle()
         ip = self.names.ip()
         path = f"/{self.rng.choice(SECTIONS)}/{self.names.word()}.pdf"
         status = http(ip, f"http://127.0.0.1:8082{path}", self.rng.choice(AGENTS))
@@ -277,6 +287,7 @@ auth.require = ("/members/" => ("method" => "basic", "realm" => "members", "requ
                            f" {path} ", ["ip", "status"], ip=ip, path=path, status=status)
 
     def ev_lighttpd_badauth(self) -> dict:
+        self.settle()
         ip = self.names.ip()
         user = self.rng.choice(USERS)
         path = f"/members/{self.names.word()}.html"
