@@ -213,7 +213,9 @@ class CTransformersBackend:
         self.model = None
 
     def stream(self, messages: list[dict], sampling: Sampling, cancel: threading.Event,
-               on_fitted=None, fit=None) -> Iterator[str]:
+               on_fitted=None, fit=None, no_lead: str = "") -> Iterator[str]:
+        # ``no_lead`` is not supported here (ctransformers has no logits hook); the markers-only
+        # fallback of a sourced answer still applies.
         if self._llm is None or self.model is None:
             raise EngineError(ErrorKind.NO_MODEL, "No model is loaded. Choose a model first.")
         sampling.validate()

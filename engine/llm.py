@@ -267,10 +267,11 @@ class LlamaBackend:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def stream(self, messages: list[dict], sampling: Sampling, cancel: threading.Event,
-               on_fitted=None, fit=None) -> Iterator[str]:
+               on_fitted=None, fit=None, no_lead: str = "") -> Iterator[str]:
         """Yield reply text pieces; the summary is in ``self.last_result`` afterwards.
 
         ``fit`` replaces ``context.fit_messages`` (same arguments); answering from sources uses it.
+        ``no_lead``: characters the reply may not start with (leading whitespace aside).
 
         Raises GenerationCancelled when ``cancel`` is set (the text so far is in last_result).
         ``on_fitted(FittedPrompt)`` is called once the prompt is built, before any token.
@@ -308,11 +309,38 @@ class LlamaBackend:
                 min_p=sampling.min_p,
                 temp=sampling.temperature,
                 repeat_penalty=sampling.repeat_penalty,
+                logits_processor=self._lead_ban(no_lead, len(tokens)) if no_lead else None,
             ),
             is_end=lambda tok: llama_cpp.llama_vocab_is_eog(vocab, tok),
             to_bytes=lambda tok: llm._model.detokenize([tok]),
             stops=stops, max_new=max_new, cancel=cancel, result=result, t_start=t_start,
         )
+
+    def _lead_ban(self, chars: str, n_prompt: int):
+        """A logits processor that keeps tokens starting with one of ``chars`` out of the reply
+        until it has some text other than whitespace."""
+        import numpy as np
+
+        llm = self._llm
+        cache = self.__dict__.setdefault("_lead_ids", {})
+        key = (str(self.model.path), chars)
+        if key not in cache:
+            ids = []
+            for tok in range(llm.n_vocab()):
+                piece = llm._model.detokenize([tok]).decode("utf-8", errors="replace").lstrip()
+                if piece[:1] and piece[0] in chars:
+                    ids.append(tok)
+            cache[key] = np.asarray(ids, dtype=np.int64)
+        banned = cache[key]
+
+        def process(input_ids, scores):
+            generated = list(input_ids[n_prompt:])
+            if generated and llm._model.detokenize(generated).strip():
+                return scores
+            scores[banned] = -np.inf
+            return scores
+
+        return llama_logits([process])
 
     def _prefill(self, tokens: list[int], cancel: threading.Event) -> None:
         """Evaluate all but the last prompt token, reusing the cached prefix.
@@ -361,6 +389,11 @@ class LlamaBackend:
             rate = (end - i) / max(time.perf_counter() - t0, 1e-6)
             chunk = int(min(PREFILL_MAX_CHUNK, max(PREFILL_MIN_CHUNK, rate * PREFILL_SLICE_S)))
             i = end
+
+
+def llama_logits(processors):
+    from llama_cpp import LogitsProcessorList
+    return LogitsProcessorList(processors)
 
 
 class _abort_on:

@@ -29,7 +29,9 @@ from typing import Any, ClassVar
 #      re-indexes watched sources on its own, with Progress/IndexDone ids starting "watch-"
 # 1.4: PauseIndexing/IndexingState (the indexer thread waits between files and batches);
 #      ListCollections/CollectionList
-PROTOCOL_VERSION = "1.4"
+# 1.5: Done.fallback (how a sourced answer was made when the model's own was markers only) and
+#      Done.unsourced (addresses in the answer that no source sent to the model contains)
+PROTOCOL_VERSION = "1.5"
 WATCH_ID_PREFIX = "watch-"
 
 # Largest line we accept. A chat history is big, but not this big; a longer line means a
@@ -333,6 +335,11 @@ class Done(Event):
     ttft_ms: float = 0.0
     tokens_per_s: float = 0.0
     model: str = ""
+    # Answers from sources only. fallback: "" (the model's own answer), "retry" (it answered
+    # with markers only and was asked again with the top record alone), "record" (that too said
+    # nothing; the text quotes the top record). The text is always what the Tokens streamed.
+    fallback: str = ""
+    unsourced: list = field(default_factory=list)   # [{kind: "ip", value, message}], flagged values
 
 
 @dataclass

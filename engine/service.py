@@ -12,10 +12,12 @@ thread, so a cancel reaches a running generation between two tokens.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
 import threading
+import time
 from typing import Callable
 
 from engine import protocol as p
@@ -282,20 +284,93 @@ class EngineService:
                 self._emit(p.ContextTrimmed(id=cmd.id, dropped_messages=fitted.dropped_messages,
                                             prompt_tokens=fitted.n_tokens, n_ctx=model.n_ctx))
 
-        index = 0
+        shown: list[str] = []
+
+        def emit(piece: str) -> None:
+            if piece:
+                self._emit(p.Token(id=cmd.id, text=piece, index=len(shown)))
+                shown.append(piece)
+
+        fallback, flags, completion_tokens, ttft_ms = "", [], None, None
         try:
-            for piece in self.backend.stream(messages, sampling, cancel, on_fitted=on_fitted,
-                                             fit=fit.fit if fit is not None else None):
-                self._emit(p.Token(id=cmd.id, text=piece, index=index))
-                index += 1
+            if fit is None:
+                for piece in self.backend.stream(messages, sampling, cancel, on_fitted=on_fitted):
+                    emit(piece)
+            else:
+                fallback, completion_tokens, ttft_ms = self._sourced_answer(
+                    messages, sampling, cancel, fit, on_fitted, emit)
+                from engine import grounding
+                # The person's own words are not made up: an address they asked about is not flagged.
+                known = [c.text for c in fit.sent] + [m["content"] for m in messages if m["role"] == "user"]
+                flags = grounding.unsourced("".join(shown), known)
+                if flags:
+                    log.info("answer names values in no source: %s", ", ".join(f["value"] for f in flags))
         except GenerationCancelled:
             r = self.backend.last_result
-            self._emit(p.Cancelled(id=cmd.id, text=r.text, completion_tokens=r.completion_tokens))
+            self._emit(p.Cancelled(id=cmd.id, text="".join(shown) if fit is not None else r.text,
+                                   completion_tokens=r.completion_tokens))
             return
         r = self.backend.last_result
         self._emit(p.Done(
-            id=cmd.id, text=r.text, finish_reason=r.finish_reason, prompt_tokens=r.prompt_tokens,
-            completion_tokens=r.completion_tokens, ttft_ms=round(r.ttft_ms, 2),
+            id=cmd.id, text="".join(shown) if fit is not None else r.text, finish_reason=r.finish_reason,
+            prompt_tokens=r.prompt_tokens,
+            completion_tokens=r.completion_tokens if completion_tokens is None else completion_tokens,
+            ttft_ms=round(r.ttft_ms if ttft_ms is None else ttft_ms, 2),
             tokens_per_s=round(r.tokens_per_s, 2), model=model.name if model else "",
+            fallback=fallback, unsourced=flags,
         ))
 
+    def _sourced_answer(self, messages, sampling, cancel, fit, on_fitted, emit) -> tuple[str, int, float]:
+        """Stream an answer from sources; returns (fallback, completion tokens, ms to the first
+        token shown).
+
+        A start that is only citation markers ("[1]") is held back, not streamed: if the whole
+        reply turns out to be markers only, the person sees the fallback (see engine/grounding.py)
+        instead of "[1]" followed by it.
+        """
+        from engine import grounding
+
+        t0 = time.perf_counter()
+        first: list[float] = []
+
+        def held(pieces) -> str:
+            text, showing = "", False
+            for piece in pieces:
+                text += piece
+                if showing:
+                    emit(piece)
+                elif not grounding.starts_with_marker(text):
+                    first.append(time.perf_counter())
+                    emit(text)
+                    showing = True
+            if not showing and not grounding.markers_only(text):
+                first.append(time.perf_counter())
+                emit(text)      # an unfinished marker ("[1") is still text to show
+            return text
+
+        def ms() -> float:
+            return ((first[0] if first else time.perf_counter()) - t0) * 1000
+
+        text = held(self.backend.stream(messages, sampling, cancel, on_fitted=on_fitted, fit=fit.fit,
+                                        no_lead=grounding.NO_LEAD))
+        tokens = self.backend.last_result.completion_tokens
+        sent = fit.sent
+        if not sent or not grounding.markers_only(text):
+            return "", tokens, ms()
+        log.info("the answer was markers only (%r); asking again with the top record alone", text[:40])
+        question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        retry_sampling = dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, grounding.RETRY_MAX_TOKENS))
+        try:
+            again = held(self.backend.stream(grounding.retry_messages(question, sent[0]), retry_sampling, cancel,
+                                             no_lead=grounding.NO_LEAD))
+            tokens += self.backend.last_result.completion_tokens
+        except p.EngineError as e:   # the record alone does not fit the context: quote it instead
+            log.info("the plainer prompt could not run: %s", e.message)
+            again = ""
+        if not grounding.markers_only(again):
+            emit(grounding.marker_suffix(again))
+            return "retry", tokens, ms()
+        log.info("the plainer prompt said nothing either (%r); showing the record", again[:40])
+        first.append(time.perf_counter())
+        emit(("\n\n" if first[:-1] else "") + grounding.record_answer(sent[0]))
+        return "record", tokens, ms()
