@@ -95,7 +95,13 @@ def run_ask(args, paths: Paths) -> int:
             "timings": {"ttft_ms": done.ttft_ms, "tokens_per_s": done.tokens_per_s},
             "finish_reason": done.finish_reason,
             "citations": [{k: c.get(k) for k in CITATION_FIELDS} for c in (citations.citations if citations else [])],
+            # "" when the model answered in words; "retry" / "record" when it gave only markers
+            "fallback": done.fallback,
+            # values in the answer that no source sent to the model contains
+            "unsourced": [{"kind": f.get("kind"), "value": f.get("value")} for f in done.unsourced],
         }, ensure_ascii=False))
     else:
         sys.stdout.write("\n")
+        for f in done.unsourced:
+            print(f"lantern ask: warning: {f.get('message') or f.get('value')}", file=sys.stderr)
     return 0

@@ -47,6 +47,20 @@ def link_markers(html_text: str, numbers: set[int]) -> str:
                                   if int(m.group(1)) in numbers else m.group(0)), html_text)
 
 
+FALLBACK_NOTES = {
+    "retry": "the first answer was only a citation; asked again with source [1] alone",
+    "record": "the model gave no answer in words; showing source [1]",
+}
+
+
+def unsourced_text(flags: list[dict]) -> str:
+    """The warning under a reply that names values found in none of its sources."""
+    if not flags:
+        return ""
+    lines = [f"⚠ {f.get('message') or str(f.get('value', '')) + ' is not in any source'}" for f in flags]
+    return "\n".join(lines) + "\nCheck it against your files before relying on it."
+
+
 def _citation_label(c: dict) -> str:
     from ui.source_viewer import location
     # The fusion score is a rank measure (tiny numbers); similarity reads better as a percentage.
@@ -168,6 +182,13 @@ class MessageCard(QFrame):
         self._body.setSpacing(0)
         outer.addLayout(self._body)
         self.body = self._add_segment()
+        # Values in the answer that no source sent to the model holds (the engine checks).
+        self.unsourced_label = QLabel()
+        self.unsourced_label.setObjectName("unsourcedWarning")
+        self.unsourced_label.setWordWrap(True)
+        self.unsourced_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.unsourced_label.hide()
+        outer.addWidget(self.unsourced_label)
         self.citations: list[dict] = []
         self.citation_buttons: list[QPushButton] = []
         self.sources_box = QFrame()
@@ -303,6 +324,11 @@ class MessageCard(QFrame):
         stats = stats_line(self.meta) if self.role == "assistant" else ""
         if stats and self.meta.get("finish_reason") == "length":
             stats += " · reached the max-tokens limit"
+        if stats and self.meta.get("fallback") in FALLBACK_NOTES:
+            stats += " · " + FALLBACK_NOTES[self.meta["fallback"]]
+        flags = [f for f in (self.meta.get("unsourced") or []) if isinstance(f, dict)]
+        self.unsourced_label.setText(unsourced_text(flags))
+        self.unsourced_label.setVisible(bool(flags) and self.role == "assistant")
         self.stats.setText(stats)
         self.stats.setToolTip(self.meta.get("model", ""))
         self.stats.setVisible(bool(stats))

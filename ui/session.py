@@ -288,6 +288,8 @@ class ChatSession(QObject):
 
     def _on_finished(self, rid: str, done: dict) -> None:
         meta = {k: done[k] for k in STATS_META if k in done}
+        # Answers from sources: how the text was made and which values no source holds.
+        meta.update({k: done[k] for k in ("fallback", "unsourced") if done.get(k)})
         self._end(rid, conv.COMPLETE, done.get("text") or None, meta)
 
     def _on_cancelled(self, rid: str, text_so_far: str) -> None:

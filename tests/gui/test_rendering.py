@@ -84,6 +84,21 @@ def test_copy_code_block_and_whole_message(qtbot):
     assert card.copy_button.text() == "Copied"
 
 
+def test_an_unsourced_address_is_warned_about_under_the_reply(qtbot):
+    card = MessageCard("assistant", 1)
+    qtbot.addWidget(card)
+    card.set_text("It came from 192.0.2.7 [1].")
+    card.set_status(conv.COMPLETE, {**STATS, "fallback": "retry", "citations": [], "unsourced": [
+        {"kind": "ip", "value": "192.0.2.7", "message": "192.0.2.7 is not in any source"}]})
+    card.show()
+    qtbot.waitExposed(card)
+    assert card.unsourced_label.isVisible()
+    assert "192.0.2.7 is not in any source" in card.unsourced_label.text()
+    assert "asked again with source [1] alone" in card.stats.text()
+    card.set_status(conv.COMPLETE, STATS)
+    assert not card.unsourced_label.isVisible() and "asked again" not in card.stats.text()
+
+
 def test_streaming_render_stays_cheap(qtbot, make_window):
     """Each batch re-renders the growing reply; even a long one with code must keep every
     event-loop turn (render, relayout, repaint of the chat) under 50 ms."""
