@@ -2,7 +2,7 @@
 questions whose ground truth is what this driver caused.
 
 What it does: installs (apt-get, nothing autostarts) and runs real daemons on loopback only, one
-simulated server at a time: gw1 (sshd, sudo), mx1 (postfix, dovecot), web1 (nginx behind haproxy),
+simulated server at a time: gw1 (sshd, sudo, cups), mx1 (postfix, dovecot), web1 (nginx behind haproxy),
 web2 (apache2, lighttpd), ftp1 (vsftpd), db1 (mariadb, postgresql), ns1 (unbound, squid,
 mosquitto), each with its own rsyslogd (auth.log, mail.log, haproxy.log, syslog; RFC 3339 stamps on
 web1 and db1). All of them run under one shared fake clock (libfaketime, see daemons/system.py)
@@ -23,7 +23,7 @@ Takes about 14 minutes on 2 cores with the defaults (60 episodes per host: about
 21,000 log lines in 130 files, 1,100 questions); most of it is ssh handshakes and daemon start-ups.
 --questions-only rebuilds questions.json and manifest.json from an existing DIR in seconds. Needs root, apt access
 to the Debian archive for the first run, and free loopback ports 21, 25, 143, 1883, 2222, 3128,
-3306, 5353, 5433, 8080-8082, 8090. Re-runnable: it kills the daemons of an interrupted run first,
+631, 3306, 5353, 5433, 8080-8082, 8090. Re-runnable: it kills the daemons of an interrupted run first,
 and its own daemons at the end, also on error.
 """
 
@@ -42,18 +42,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.daemons import questions, system  # noqa: E402
 from bench.daemons.base import PASSWORD, USERS, Host, Names  # noqa: E402
-from bench.daemons.infra import DbHost, FtpHost, NsHost  # noqa: E402
+from bench.daemons.infra import DbHost, FtpHost, GatewayHost, NsHost  # noqa: E402
 from bench.daemons.mail import MailHost  # noqa: E402
 from bench.daemons.web import ApacheHost, NginxHost  # noqa: E402
 
 YEARS = (2008, 2025)
-
-
-class GatewayHost(Host):
-    name = "gw1"
-    EVENTS = [("ev_ssh_invalid", 5), ("ev_ssh_badpass", 3), ("ev_ssh_ok", 2)]
-    ANCHOR_TARGETS = ["ev_ssh_invalid", "ev_ssh_badpass", "ev_ssh_ok"]
-    FAST, BURST = ["ev_ssh_invalid", "ev_ssh_badpass"], (1, 4)
 
 
 HOSTS = [GatewayHost, MailHost, NginxHost, ApacheHost, FtpHost, DbHost, NsHost]
@@ -69,7 +62,7 @@ FORMATS = [  # (host, file name, format) for the manifest; rotated copies share 
     ("*", "mysql/mysql.log", "mariadb-general"), ("*", "postgresql-15-main.log", "postgresql"),
     ("*", "unbound/unbound.log", "unbound"), ("*", "squid/access.log", "squid-access"),
     ("*", "squid/cache.log", "squid-cache"), ("*", "mosquitto/mosquitto.log", "mosquitto"),
-    ("*", "dpkg.log", "dpkg"), ("*", "apt/history.log", "apt-history"),
+    ("*", "cups/access_log", "cups-access"), ("*", "cups/error_log", "cups-error"), ("*", "dpkg.log", "dpkg"), ("*", "apt/history.log", "apt-history"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""ftp1: vsftpd (vsftpd.log and xferlog); db1: mariadb (error and general log) and postgresql;
+"""gw1: sshd and cups (its access_log and error_log); ftp1: vsftpd (vsftpd.log and xferlog); db1: mariadb (error and general log) and postgresql;
 ns1: unbound (its query log), squid and mosquitto. All on 127.0.0.1 only."""
 
 from __future__ import annotations
@@ -13,6 +13,58 @@ import time
 
 from bench.daemons import system
 from bench.daemons.base import AGENTS, PASSWORD, USERS, Host, http, sh_plain, tcp_exchange
+
+PRINTERS = ["hp-laserjet", "canon-office", "brother-lab", "xerox-floor2", "epson-front", "ricoh-copy"]
+
+
+class GatewayHost(Host):
+    name = "gw1"
+    EVENTS = [("ev_ssh_invalid", 5), ("ev_ssh_badpass", 3), ("ev_ssh_ok", 2), ("ev_cups_404", 2),
+              ("ev_cups_401", 2)]
+    ANCHOR_TARGETS = ["ev_ssh_invalid", "ev_ssh_badpass", "ev_ssh_ok", "ev_cups_401"]
+    FAST, BURST = ["ev_ssh_invalid", "ev_ssh_badpass", "ev_cups_404", "ev_cups_404"], (1, 5)
+
+    def log_files(self) -> list[str]:
+        return super().log_files() + ["var/log/cups/access_log", "var/log/cups/error_log"]
+
+    def prepare(self) -> None:
+        super().prepare()
+        os.makedirs(self.logpath("var/log/cups"), exist_ok=True)
+        root = os.path.join(self.state, "cups")
+        for d in ("cache", "spool", "state"):
+            os.makedirs(os.path.join(root, d), exist_ok=True)
+        self.cupsd_conf = os.path.join(root, "cupsd.conf")
+        with open(self.cupsd_conf, "w") as f:
+            f.write("Listen 127.0.0.1:631\nLogLevel info\nAccessLogLevel all\nHostNameLookups Off\n"
+                    "WebInterface Yes\n<Location />\n  Order allow,deny\n  Allow from 127.0.0.0/8\n</Location>\n"
+                    "<Location /admin>\n  AuthType Basic\n  Require user @SYSTEM\n</Location>\n")
+        self.cups_files = os.path.join(root, "cups-files.conf")
+        with open(self.cups_files, "w") as f:
+            f.write(f"ErrorLog {self.logpath('var/log/cups/error_log')}\n"
+                    f"AccessLog {self.logpath('var/log/cups/access_log')}\n"
+                    f"PageLog {self.logpath('var/log/cups/page_log')}\n"
+                    f"CacheDir {root}/cache\nStateDir {root}/state\nRequestRoot {root}/spool\nServerRoot {root}\n")
+
+    def start_daemons(self) -> None:
+        self.procs.start("cupsd", ["/usr/sbin/cupsd", "-f", "-c", self.cupsd_conf, "-s", self.cups_files])
+        system.wait_port(631, timeout=15)
+
+    def ev_cups_404(self) -> dict:
+        ip = self.names.ip()
+        path = f"/printers/{self.rng.choice(PRINTERS)}-{self.names.word()}"
+        status = http(ip, f"http://127.0.0.1:631{path}", self.rng.choice(AGENTS))
+        # cupsd logs every loopback client as "localhost": the status is what a question can ask
+        return self.record("cups-request", "cupsd", "cups-access", "var/log/cups/access_log", f" {path} ",
+                           ["status"], ip=ip, path=path, status=status)
+
+    def ev_cups_401(self) -> dict:
+        ip = self.names.ip()
+        user = self.rng.choice([self.names.bad_user(), self.rng.choice(USERS)])
+        path = f"/admin/?op={self.rng.choice(['add-printer', 'config-server', 'purge-jobs'])}&ref={self.names.word()}"
+        status = http(ip, f"http://127.0.0.1:631{path}", self.rng.choice(AGENTS), auth=f"{user}:bad{self.rng.randint(1, 999)}")
+        return self.record("cups-request", "cupsd", "cups-access", "var/log/cups/access_log", f" {path} ",
+                           ["status"], ip=ip, path=path, status=status, user=user)
+
 
 FTP_FILES = ["README.txt", "release-notes.txt", "firmware.bin", "catalog.csv", "mirror-list.txt"]
 

@@ -169,6 +169,7 @@ PRIMARY = {
     "squid-miss": r"/503 ",
     "mqtt-denied": r"New connection from",
     "mqtt-connect": r"New client connected from",
+    "cups-request": r'HTTP/1\.[01]" \d{3} ',
 }
 
 # derived answers: parsed from the primary line
@@ -238,6 +239,7 @@ DESC = {
     "squid-miss": "the request squid could not fetch (503)",
     "mqtt-denied": "the MQTT connection that mosquitto refused as not authorised",
     "mqtt-connect": "the MQTT client that connected to mosquitto",
+    "cups-request": "the web request to the CUPS print server",
 }
 
 # kinds a question's description cannot tell apart (both are 404s); a question about one must not
@@ -267,7 +269,7 @@ NEUTRAL = {"http-404": "the request from {ip}", "http-probe": "the request from 
            "http-ok": "the request from {ip}", "http-denied": "the request from {ip}",
            "http-auth-failed": "the request from {ip}", "haproxy-denied": "the request from {ip} through haproxy",
            "haproxy-pass": "the request from {ip} through haproxy", "squid-denied": "the proxy request from {ip}",
-           "squid-miss": "the proxy request from {ip}"}
+           "squid-miss": "the proxy request from {ip}", "cups-request": "the request for {path}"}
 
 
 def _ordinal(n: int) -> str:
