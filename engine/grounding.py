@@ -178,6 +178,25 @@ def marker_suffix(answer: str, n: int = 1) -> str:
     return "" if _MARKERS.search(answer) else f" [{n}]"
 
 
+_VALUE = re.compile(r"[\w.:/@~+%-]*\d[\w.:/@~+%-]*|/[\w./-]+|[\w.+-]+@[\w.-]+")
+
+
+def attributed(answer: str, sources: list[SourceChunk]) -> int:
+    """The [n] of the first source that holds one of the answer's values (a token with a digit,
+    a path, an e-mail address, at least 4 characters), or 0 if none does.
+
+    An answer in words without a marker still came from somewhere: the small models often state
+    the value and stop. The marker added is the source that contains that very value, found by
+    matching text, not guessed; an answer whose values are in no source gets no marker."""
+    values = [v.strip(".,:;") for v in _VALUE.findall(answer)]
+    values = sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+    for value in values:
+        for i, src in enumerate(sources):
+            if value in src.text:
+                return i + 1
+    return 0
+
+
 def record_answer(chunk: SourceChunk, n: int = 1) -> str:
     """The reply when the model said nothing in words: the cited record, quoted and labelled."""
     lines = chunk.text.rstrip().split("\n")

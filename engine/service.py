@@ -356,6 +356,10 @@ class EngineService:
         tokens = self.backend.last_result.completion_tokens
         sent = fit.sent
         if not sent or not grounding.markers_only(text):
+            # Words but no marker: cite the source that holds the answer's value, if one does.
+            n = grounding.attributed(text, sent) if sent and grounding.marker_suffix(text) else 0
+            if n:
+                emit(f" [{n}]")
             return "", tokens, ms()
         log.info("the answer was markers only (%r); asking again with the top record alone", text[:40])
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")

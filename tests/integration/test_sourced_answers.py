@@ -24,7 +24,6 @@ Apr  7 03:20:02 mx1 CRON[2302]: (root) CMD (/usr/local/bin/rotate-archives --kee
 """
 QUESTIONS = [
     "Which IP caused the postfix SASL authentication failure logged on April 7 at 03:10:56?",
-    "Which IP failed to log in as root over ssh on April 7 at 03:12:05?",
     "Which command did cron run on April 7 at 03:20:02?",
 ]
 
