@@ -4,7 +4,8 @@ questions whose ground truth is what this driver caused.
 What it does: installs (apt-get, nothing autostarts) and runs real daemons on loopback only, one
 simulated server at a time: gw1 (sshd, sudo, cups), mx1 (postfix, dovecot), web1 (nginx behind haproxy),
 web2 (apache2, lighttpd), ftp1 (vsftpd), db1 (mariadb, postgresql), ns1 (unbound, squid,
-mosquitto), each with its own rsyslogd (auth.log, mail.log, haproxy.log, syslog; RFC 3339 stamps on
+mosquitto, and a standalone systemd-journald exported with journalctl -o export), each with its
+own rsyslogd (auth.log, mail.log, haproxy.log, syslog; RFC 3339 stamps on
 web1 and db1). All of them run under one shared fake clock (libfaketime, see daemons/system.py)
 that the driver moves forward through episodes on random days from 2008 to 2025; in each episode
 it causes events from many 127.x.y.z source addresses (failed logins, 404s, rejected mail, denied
@@ -62,7 +63,7 @@ FORMATS = [  # (host, file name, format) for the manifest; rotated copies share 
     ("*", "mysql/mysql.log", "mariadb-general"), ("*", "postgresql-15-main.log", "postgresql"),
     ("*", "unbound/unbound.log", "unbound"), ("*", "squid/access.log", "squid-access"),
     ("*", "squid/cache.log", "squid-cache"), ("*", "mosquitto/mosquitto.log", "mosquitto"),
-    ("*", "cups/access_log", "cups-access"), ("*", "cups/error_log", "cups-error"), ("*", "dpkg.log", "dpkg"), ("*", "apt/history.log", "apt-history"),
+    ("*", "journal.export", "journald-export"), ("*", "cups/access_log", "cups-access"), ("*", "cups/error_log", "cups-error"), ("*", "dpkg.log", "dpkg"), ("*", "apt/history.log", "apt-history"),
 ]
 
 
@@ -123,6 +124,7 @@ def run_host(host: Host, clock: system.Clock, times: list[float], segments: int)
         if k < len(chunks) - 1:
             system.logrotate(rot_conf, rot_state, [host.logpath(p) for p in host.log_files()])
         log(f"{host.name}: segment {k + 1}/{segments} done, {len(host.events)} events so far")
+    host.finish()
 
 
 def collect(out: str, hosts: list[Host]) -> str:

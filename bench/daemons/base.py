@@ -115,6 +115,9 @@ class Host:
     def start_daemons(self) -> None:
         pass
 
+    def finish(self) -> None:
+        """Called once after the host's last segment (daemons stopped)."""
+
     def clock_moved(self) -> None:
         """Called after each move of the fake clock (for daemons that need a restart to see it)."""
 

@@ -1,5 +1,6 @@
 """gw1: sshd and cups (its access_log and error_log); ftp1: vsftpd (vsftpd.log and xferlog); db1: mariadb (error and general log) and postgresql;
-ns1: unbound (its query log), squid and mosquitto. All on 127.0.0.1 only."""
+ns1: unbound (its query log), squid, mosquitto (its own log, and its stderr in a
+standalone systemd-journald whose journal is exported with journalctl -o export). All on 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import shutil
 import signal
 import struct
+import subprocess
 import time
 
 from bench.daemons import system
@@ -65,6 +67,9 @@ class GatewayHost(Host):
         return self.record("cups-request", "cupsd", "cups-access", "var/log/cups/access_log", f" {path} ",
                            ["status"], ip=ip, path=path, status=status, user=user)
 
+
+JOURNALD = "/lib/systemd/systemd-journald"
+JOURNALD_CONF = "/etc/systemd/journald.conf.d/lantern-daemon-logs.conf"
 
 FTP_FILES = ["README.txt", "release-notes.txt", "firmware.bin", "catalog.csv", "mirror-list.txt"]
 
@@ -324,12 +329,31 @@ class NsHost(Host):
     ANCHOR_TARGETS = ["ev_dns_query", "ev_squid_denied", "ev_mqtt_denied", "ev_ssh_invalid"]
     FAST, BURST = ["ev_dns_query", "ev_squid_miss", "ev_mqtt_ok", "ev_mqtt_denied"], (6, 16)
 
+    def prepare(self) -> None:
+        self._prepare()
+        shutil.rmtree("/run/log/journal", ignore_errors=True)
+        os.makedirs(os.path.dirname(JOURNALD_CONF), exist_ok=True)
+        with open(JOURNALD_CONF, "w") as f:      # only what the daemons send, not the host's kernel
+            f.write("[Journal]\nStorage=volatile\nReadKMSG=no\nForwardToSyslog=no\nForwardToWall=no\n")
+
+    def finish(self) -> None:
+        out = self.logpath("var/log/journal.export")
+        with open(out, "w") as f:
+            subprocess.run(["journalctl", "-D", "/run/log/journal", "-o", "export", "--no-pager"],
+                           stdout=f, stderr=subprocess.DEVNULL, check=False, env=system.plain_env())
+        os.remove(JOURNALD_CONF)
+        try:
+            os.rmdir(os.path.dirname(JOURNALD_CONF))
+        except OSError:
+            pass
+        shutil.rmtree("/run/log/journal", ignore_errors=True)
+
     def log_files(self) -> list[str]:
         return super().log_files() + ["var/log/unbound/unbound.log",
                                       "var/log/squid/access.log", "var/log/squid/cache.log",
                                       "var/log/mosquitto/mosquitto.log"]
 
-    def prepare(self) -> None:
+    def _prepare(self) -> None:
         super().prepare()
         for d, owner in (("var/log/unbound", "unbound"), ("var/log/squid", "proxy"),
                          ("var/log/mosquitto", "mosquitto")):
@@ -388,6 +412,7 @@ http_access deny all
 allow_anonymous false
 password_file {self.mq_pw}
 log_dest file {self.logpath('var/log/mosquitto/mosquitto.log')}
+log_dest stderr
 log_type error
 log_type warning
 log_type notice
@@ -400,7 +425,11 @@ user mosquitto
     def start_daemons(self) -> None:
         self.procs.start("unbound", ["/usr/sbin/unbound", "-d", "-c", self.ub_conf])
         self.procs.start("squid", ["/usr/sbin/squid", "-N", "-f", self.squid_conf])
-        self.procs.start("mosquitto", ["/usr/sbin/mosquitto", "-c", self.mq_conf])
+        # systemd-journald, standalone, under the same clock: mosquitto's stderr is a journal
+        # stream (as a systemd service's would be); the journal is exported as text at the end
+        self.procs.start("systemd-journald", [JOURNALD])
+        system.wait_file("/run/systemd/journal/stdout", 10)
+        self.procs.start("mosquitto", ["systemd-cat", "-t", "mosquitto", "/usr/sbin/mosquitto", "-c", self.mq_conf])
         system.wait_port(5353, timeout=20)
         system.wait_port(3128, timeout=30)
         system.wait_port(1883, timeout=20)
@@ -442,6 +471,8 @@ user mosquitto
         cid = f"sensor-{self.names.word()}"
         user = self.rng.choice([self.names.bad_user(), self.rng.choice(USERS)])
         self._mqtt(ip, cid, user, "bad" + str(self.rng.randint(1, 99999)))
+        self.record("mqtt-denied", "mosquitto", "journald-export", "var/log/journal.export",
+                    f" {ip}:", ["ip"], ip=ip, client_id=cid, user=user)
         return self.record("mqtt-denied", "mosquitto", "mosquitto", "var/log/mosquitto/mosquitto.log",
                            f" {ip}:", ["ip"], ip=ip, client_id=cid, user=user)
 
@@ -450,5 +481,7 @@ user mosquitto
         cid = f"{self.rng.choice(['thermo', 'meter', 'door', 'cam', 'plug'])}-{self.names.word()}"
         user = self.rng.choice(USERS)
         self._mqtt(ip, cid, user, PASSWORD)
+        self.record("mqtt-connect", "mosquitto", "journald-export", "var/log/journal.export",
+                    f" {ip}:", ["ip", "client_id", "user"], ip=ip, client_id=cid, user=user)
         return self.record("mqtt-connect", "mosquitto", "mosquitto", "var/log/mosquitto/mosquitto.log",
                            f" {ip}:", ["ip", "client_id", "user"], ip=ip, client_id=cid, user=user)

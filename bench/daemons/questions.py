@@ -29,6 +29,7 @@ _TS = [
     (re.compile(r"^(\d{4})[-/](\d\d)[-/](\d\d) ([ \d]\d):(\d\d):(\d\d)"), "Ymd"),     # nginx, mariadb, pg, lighttpd
     (re.compile(r"^(\d\d)(\d\d)(\d\d) ([ \d]\d):(\d\d):(\d\d)\t"), "ymd"),            # mariadb general log
     (re.compile(r"^\[?(\d{10})(?:\.\d+)?\]?:? "), "epoch"),                           # squid, unbound, mosquitto
+    (re.compile(r"^__REALTIME_TIMESTAMP=(\d{10})\d{6}$"), "epoch"),                  # journalctl -o export
 ]
 
 

@@ -24,7 +24,7 @@ PACKAGES = [
     "rsyslog", "logrotate", "openssh-server", "openssh-client", "sshpass", "sudo",
     "postfix", "dovecot-imapd", "nginx", "apache2", "vsftpd",
     "mariadb-server", "postgresql", "unbound", "bind9-dnsutils", "squid",
-    "mosquitto", "lighttpd", "haproxy", "cups-daemon", "openssl",
+    "mosquitto", "lighttpd", "haproxy", "cups-daemon", "systemd", "openssl",
     "faketime", "libfaketime", "curl", "procps",
 ]
 

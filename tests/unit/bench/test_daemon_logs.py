@@ -61,6 +61,28 @@ def test_mariadb_general_log_line_without_stamp_takes_the_one_above(tmp_path):
     assert Q.line_time(c, "db1/mysql.log", 1, 2018)[0] == dt.datetime(2018, 3, 27, 2, 37, 33, tzinfo=UTC)
 
 
+JOURNAL_RECORD = """__CURSOR=s=1042315cc38a4c4b8f787ac7905b0770;i=1;b=0025628b3b51431789b93966d4c82412;m=ef40507d;t=48ce8098b64ab;x=d3d40139bd56839c
+__REALTIME_TIMESTAMP=1280828127274155
+__MONOTONIC_TIMESTAMP=4013248637
+_BOOT_ID=0025628b3b51431789b93966d4c82412
+_HOSTNAME=vm
+PRIORITY=6
+_TRANSPORT=stdout
+SYSLOG_IDENTIFIER=mosquitto
+_COMM=mosquitto
+MESSAGE=1280828970: New client connected from 127.195.118.245:56779 as plug-zephyr-362 (p2, c1, k60, u'deploy').
+"""
+
+
+def test_journal_export_record_takes_the_time_journald_stamped(tmp_path):
+    (tmp_path / "ns1").mkdir()
+    (tmp_path / "ns1" / "journal.export").write_text(JOURNAL_RECORD)
+    c = Q.Corpus(str(tmp_path))
+    t, has_year = Q.line_time(c, "ns1/journal.export", 9, None)
+    assert has_year and t == dt.datetime(2010, 8, 3, 9, 35, 27, tzinfo=UTC)
+    assert format_of("ns1/var/log/journal.export") == "journald-export"
+
+
 AUTH_OLD = [  # auth.log.2.gz (older)
     "Mar 20 02:55:32 gw1 sshd[24922]: Invalid user steam2604 from 127.250.226.129 port 33473",
     "Mar 20 02:55:32 gw1 sshd[24922]: Failed password for invalid user steam2604 from 127.250.226.129 port 33473 ssh2",
