@@ -20,6 +20,7 @@ from engine.retrieval.templates import template_of
 
 MAX_RECORDS = 8
 MAX_CHARS = 1200  # about 300 word pieces: tight for citation, enough context for an answer
+MAX_GAP_S = 3600  # records more than an hour apart go to separate chunks
 
 
 @dataclass
@@ -94,10 +95,16 @@ def chunk_records(records: list[Record], stream_id: str, *, is_log: bool, page: 
     groups: list[list[Record]] = []
     cur: list[Record] = []
     size = 0
+    last_epoch = None
     for r in records:
         new_section = not is_log and cur and (r.source.get("heading") != cur[0].source.get("heading")
                                               or r.source.get("toc") != cur[0].source.get("toc"))
-        if cur and (len(cur) >= max_records or size + len(r.text) > max_chars or new_section):
+        # A log chunk does not span a pause: a file written now and then over years would
+        # otherwise make chunks whose time range covers every window a question names.
+        gap = is_log and r.epoch is not None and last_epoch is not None and abs(r.epoch - last_epoch) > MAX_GAP_S
+        if r.epoch is not None:
+            last_epoch = r.epoch
+        if cur and (len(cur) >= max_records or size + len(r.text) > max_chars or new_section or gap):
             groups.append(cur)
             cur, size = [], 0
         cur.append(r)

@@ -51,7 +51,11 @@ _AT = re.compile(rf"(?<![\d:])(?P<a>{_T})(?![\d:])", re.I)
 _LAST = re.compile(r"\b(?:in\s+the\s+)?(?:last|past)\s+(?P<n>\d+)\s*(?P<u>sec|second|min|minute|hour|hr|day|week)s?\b", re.I)
 _UNITS = {"sec": 1, "second": 1, "min": 60, "minute": 60, "hour": 3600, "hr": 3600, "day": 86400, "week": 604800}
 # "X just after Y", "X shortly before Y": Y names an event whose time places X.
-_RELATION = re.compile(r"\b(?:just|right|shortly|immediately|soon)?\s*(?P<rel>after|before|following|preceding)\s+(?P<anchor>.{6,})$", re.I)
+_RELATION = re.compile(r"\b(?P<rel>after|before|following|preceding)\s+(?P<anchor>.{6,})$", re.I | re.S)
+# Where the anchor's clause ends when the relation opens the sentence ("Right after X, Y",
+# "A few seconds after X we saw Y").
+_CLAUSE_END = re.compile(r",\s+|\s+(?:we|I|they)\s+(?:saw|got|had|noticed|found)\s+|\s+there\s+(?:was|were|came)\s+"
+                         r"|\s+(?=\w+\s+(?:logged|reported|wrote|showed|recorded)\b)", re.I)
 
 _LEVEL_WORDS = [
     (re.compile(r"\b(fatal|critical|crash(?:es|ed)?|panic)\b", re.I), "CRITICAL"),
@@ -207,11 +211,23 @@ def parse(question: str, now: datetime | None = None) -> Intent:
 
 
 def _relation(question: str) -> Relation | None:
+    """"X just after Y" (the target first) or "Right after Y, X" / "After Y we saw X" (the
+    anchor's clause first, up to a comma or the verb that starts the target's)."""
     m = _RELATION.search(question)
-    if not m or m.start() < 8:
+    if not m:
         return None
-    target = question[:m.start()].strip(" ,;:-")
-    anchor = m.group("anchor").strip(" ?.!")
+    before, anchor = question[:m.start()], m.group("anchor")
+    target = before
+    end = _CLAUSE_END.search(anchor)
+    lead = re.sub(r"\b(?:just|right|shortly|immediately|soon|a\s+few\s+\w+|seconds?|minutes?)\b", " ", before, flags=re.I)
+    if end is not None and len(lead.split()) <= 3:
+        # The relation opens the sentence: what follows the anchor's clause is the target,
+        # with what stood before the relation ("On web2,") kept.
+        target = f"{lead} {anchor[end.end():]}"
+        anchor = anchor[:end.start()]
+    target = " ".join(re.sub(r"\b(?:just|right|shortly|immediately|soon)\s*$", "", target.strip(" ,;:-"),
+                             flags=re.I).split())
+    anchor = anchor.strip(" ?.!,")
     if len(target.split()) < 2 or len(anchor.split()) < 2:
         return None
     return Relation(m.group("rel").lower() in ("after", "following"), anchor, target)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from engine.retrieval import lexical
 from engine.retrieval.logformat import LEVEL_RANK
@@ -87,25 +88,37 @@ class Features:
 class Words:
     """The question's words with their IDF, and which of them a record holds."""
 
-    def __init__(self, question: str, doc_freq: dict[str, int], n_docs: int):
+    def __init__(self, question: str, doc_freq: dict[str, int], n_docs: int,
+                 prefix_freq: Callable[[str], int] | None = None):
         n = max(n_docs, 1)
         self.idf = {}
+        self.prefixes: dict[str, re.Pattern] = {}
         for term in lexical.match_terms(question):      # as the index spells them
             df = doc_freq.get(term, 0)
+            word = lexical.decode(term)
+            if df == 0 and prefix_freq is not None and word.isalpha() and len(word) >= 3:
+                # A word no record holds whole may start words that records hold: "ssh" in
+                # "sshd" and "ssh2", "authenticat" in "authentication".
+                df = min(prefix_freq(term), n)
+                if df:
+                    self.prefixes[word] = re.compile(rf"(?<![0-9a-z]){re.escape(word)}[a-z0-9]")
             if df > 0:
-                self.idf[lexical.decode(term)] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                self.idf[word] = math.log(1 + (n - df + 0.5) / (df + 0.5))
         self.total = sum(self.idf.values())
         self._pattern = None
-        if self.idf:
-            alts = "|".join(re.escape(t) for t in sorted(self.idf, key=len, reverse=True))
+        whole = [t for t in self.idf if t not in self.prefixes]
+        if whole:
+            alts = "|".join(re.escape(t) for t in sorted(whole, key=len, reverse=True))
             # A term stands alone or as a part of a compound, as in the index: "13:07:50" in
             # "2014-07-02t13:07:50", "postfix" in "postfix/smtpd[12]".
             self._pattern = re.compile(rf"(?<![0-9a-z])(?:t(?=\d))?({alts})(?![0-9a-z])")
 
     def share(self, text: str) -> float:
-        if self._pattern is None:
+        if not self.total:
             return 0.0
-        found = set(self._pattern.findall(text.lower()))
+        low = text.lower()
+        found = set(self._pattern.findall(low)) if self._pattern is not None else set()
+        found.update(w for w, p in self.prefixes.items() if p.search(low))
         return sum(self.idf[t] for t in found) / self.total
 
     def terms(self) -> list[str]:

@@ -46,6 +46,8 @@ ALL_COMMON_MAX = 200
 # the larger number, the best of them by meaning and by words are.
 TIME_CANDIDATES_ALL = 60
 TIME_CANDIDATES_MAX = 3000
+# Chunks whose records are scored one by one, besides those in the time the question names.
+RECORD_SCORED = 40
 PATHS_CACHE_S = 60.0
 
 
@@ -163,11 +165,14 @@ class Retriever:
                    if h.epoch is not None]
         if not anchors:
             return []
-        t = anchors[0].epoch
-        target = query_mod.parse(rel.target)
-        target.when = query_mod.When(near=(t, rel.after))
-        hits = self._search(target, self._query_vector(rel.target, f), k + 1, f)
         a = anchors[0]
+        target = query_mod.parse(rel.target)
+        target.when = query_mod.When(near=(a.epoch, rel.after))
+        # "Just after Y" says where to look: the records in that half hour, nearest first. (The
+        # caller falls back to the whole question when nothing there is found.)
+        (since, until), = target.when.windows(range(0))
+        near = Filters(f.collection, f.file_glob, since, until, f.level)
+        hits = self._search(target, self._query_vector(rel.target, f), k + 1, near)
         return [h for h in hits if (h.path, h.line_start) != (a.path, a.line_start)][:k]
 
     def _years(self, collection: str) -> range:
@@ -194,27 +199,34 @@ class Retriever:
             lex = self._rescore(pending, list(dict.fromkeys(lex + dense)))[:CANDIDATES]
         candidates = list(dict.fromkeys(lex[:CANDIDATES] + dense[:CANDIDATES]))
         when = intent.when
-        if when is not None:
-            candidates += self._in_time(when, text, qvec, f)
+        timed = self._in_time(when, text, qvec, f) if when is not None else []
         fields = self._fields(text, f.collection)
         if fields.path_names:
             candidates += self._in_files(fields, text, qvec, f)
         candidates = list(dict.fromkeys(candidates))
-        if not candidates:
+        if not candidates and not timed:
             return []
-        rows = self._rows(candidates)
-        words = ranking.Words(text, self.doc_freq(lexical.match_terms(text)), self._n_docs())
+        rows = self._rows(list(dict.fromkeys(candidates + timed)))
+        words = ranking.Words(text, self.doc_freq(lexical.match_terms(text)), self._n_docs(), self._prefix_freq)
         meaning = self._meanings(rows, qvec, f.collection)
+        # Records are scored in the chunks that can win: those in the time the question names,
+        # and the best of the rest by their chunk's words, meaning and field (scoring every
+        # record of 200 chunks cost ~100 ms a question).
+        pre = sorted((r for r in candidates if r in rows), key=lambda r: -(
+            words.share(rows[r]["text"]) + ranking.W_MEANING * meaning.get(r, 0.0)
+            + ranking.W_FIELD * fields.match(rows[r]["path"], rows[r]["text"])))
         scored = []
-        for rowid, row in rows.items():
-            hit, feats = self._best_record(row, words, meaning.get(rowid, 0.0), when, fields, intent.level_boost,
-                                           f, qvec)
+        for rowid in dict.fromkeys([r for r in timed if r in rows] + pre[:RECORD_SCORED]):
+            row = rows[rowid]
+            hit, feats = self._best_record(row, words, meaning.get(rowid, 0.0), when, fields, intent.level_boost, f)
             if hit is not None:
-                scored.append((feats.score, rowid, hit))
+                scored.append((feats.score, rowid, hit, feats))
         scored.sort(key=lambda x: (-x[0], x[1]))
         out = []
-        for score, _rowid, hit in scored[:k]:
+        for score, rowid, hit, feats in scored[:k]:
             hit.score = round(score, 6)
+            if feats.words == 0 and feats.time == 0 and qvec is not None:
+                self._nearest_record(hit, rows[rowid], qvec, f)
             out.append(hit)
         return out
 
@@ -286,6 +298,12 @@ class Retriever:
         scored = [(sc, r) for sc, r in zip(scorer.scores([texts[r] for r in have]), have) if sc > 0]
         return [r for _, r in sorted(scored, key=lambda x: -x[0])]
 
+    def _prefix_freq(self, term: str) -> int:
+        """Chunks holding a word that starts with ``term`` (summed over the words: an upper bound)."""
+        row = self.manifest.db.execute("SELECT coalesce(sum(doc), 0) FROM temp.chunks_vocab WHERE term > ? AND term < ?",
+                                       (term, term + "\uffff")).fetchone()
+        return int(row[0])
+
     def _n_docs(self) -> int:
         if self._n_docs_cached is None or time.monotonic() - self._n_docs_at > DF_CACHE_S:
             self._n_docs_cached = self.manifest.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
@@ -337,9 +355,13 @@ class Retriever:
             timed = Filters(f.collection, f.file_glob, since if f.since is None else max(since, f.since),
                             until if f.until is None else min(until, f.until), f.level)
             where, args = self._where(timed)
-            rows += self.manifest.db.execute(
-                f"SELECT c.rowid, c.id, c.vec FROM chunks c WHERE {where} LIMIT ?",
+            found = self.manifest.db.execute(
+                f"SELECT c.rowid, c.id, c.vec, c.records FROM chunks c WHERE {where} LIMIT ?",
                 [*args, TIME_CANDIDATES_MAX + 1 - len(rows)]).fetchall()
+            # A chunk's bounds can hold the window while none of its records does (records
+            # far apart); only chunks with a record in it are candidates.
+            rows += [(rowid, cid, vec) for rowid, cid, vec, records in found
+                     if any(e is not None and timed.since <= e < timed.until for _, _, e, *_ in json.loads(records or "[]"))]
             if len(rows) > TIME_CANDIDATES_MAX:
                 break
         return self._best_of(rows, text, qvec)
@@ -425,23 +447,15 @@ class Retriever:
     # ------------------------------------------------------------------ narrowing
 
     def _best_record(self, row: dict, words: ranking.Words, meaning: float, when: query_mod.When | None,
-                     fields: ranking.Fields, boost: str | None, f: Filters,
-                     qvec: np.ndarray | None) -> tuple[Hit | None, ranking.Features]:
+                     fields: ranking.Fields, boost: str | None, f: Filters) -> tuple[Hit | None, ranking.Features]:
         """The chunk's record that answers best, and its evidence. Records outside an explicit
         filter (time range, level) are not eligible; a chunk with none eligible is no hit."""
         records = row["records"] or [[row["line_start"], row["line_end"], None, None, 0, len(row["text"])]]
-        best, best_feats, texts, eligible = None, None, [], []
+        best, best_feats = None, None
         for i, (ls, le, epoch, level, a, b) in enumerate(records):
-            text = row["text"][a:b]
-            texts.append(text)
-            ok = True
-            if f.since is not None or f.until is not None:
-                ok = epoch is not None and (f.since is None or epoch >= f.since) and (f.until is None or epoch < f.until)
-            if f.level and LEVEL_RANK.get(level or "", -1) < LEVEL_RANK[f.level]:
-                ok = False
-            eligible.append(ok)
-            if not ok:
+            if not self._eligible(epoch, level, f):
                 continue
+            text = row["text"][a:b]
             feats = ranking.Features(
                 words=words.share(text), meaning=meaning,
                 time=when.grade(epoch, text) if when is not None else 0.0,
@@ -451,13 +465,27 @@ class Retriever:
                 best, best_feats = i, feats
         if best is None:
             return None, ranking.Features(0, 0, 0, 0, 0)
-        if best_feats.words == 0 and best_feats.time == 0 and qvec is not None and sum(eligible) > 1:
-            # Nothing but meaning tells the records apart: the one whose template is nearest.
-            sims = self._similarities(texts, qvec)
-            if sims is not None:
-                best = int(np.argmax(np.where(eligible, sims, -np.inf)))
-        ls, le, epoch = records[best][0], records[best][1], records[best][2]
-        return Hit(row["path"], ls, le, row["page"], 0.0, texts[best], row["id"], epoch), best_feats
+        ls, le, epoch, _, a, b = records[best]
+        return Hit(row["path"], ls, le, row["page"], 0.0, row["text"][a:b], row["id"], epoch), best_feats
+
+    @staticmethod
+    def _eligible(epoch: float | None, level: str | None, f: Filters) -> bool:
+        if (f.since is not None or f.until is not None) and (
+                epoch is None or (f.since is not None and epoch < f.since) or (f.until is not None and epoch >= f.until)):
+            return False
+        return not f.level or LEVEL_RANK.get(level or "", -1) >= LEVEL_RANK[f.level]
+
+    def _nearest_record(self, hit: Hit, row: dict, qvec: np.ndarray, f: Filters) -> None:
+        """Nothing but meaning tells the chunk's records apart: the hit becomes the record whose
+        template is nearest to the question."""
+        records = [r for r in row["records"] if self._eligible(r[2], r[3], f)]
+        if len(records) < 2:
+            return
+        texts = [row["text"][a:b] for _, _, _, _, a, b in records]
+        sims = self._similarities(texts, qvec)
+        if sims is not None:
+            i = int(np.argmax(sims))
+            hit.line_start, hit.line_end, hit.epoch, hit.text = records[i][0], records[i][1], records[i][2], texts[i]
 
     def _similarities(self, texts: list[str], qvec: np.ndarray) -> np.ndarray | None:
         """Cosine of the query with each record's template, from the embedding cache only."""

@@ -54,6 +54,15 @@ def test_relations_name_the_anchor_event():
     r = query.parse("the ssh login that failed just after the disk filled up", NOW).relation
     assert r is not None and r.after and r.anchor == "the disk filled up" and r.target == "the ssh login that failed"
     assert query.parse("what happened after lunch", NOW).relation is None   # too short to find anything
+    # The anchor's clause first: it ends at a comma or at the verb that starts the target's.
+    r = query.parse("On web2, just after the sudo command that tested /srv/umber-8394, there was the failed "
+                    "HTTP basic-auth login on apache. Which IP was this?", NOW).relation
+    assert r.anchor == "the sudo command that tested /srv/umber-8394"
+    assert r.target.startswith("On web2,") and "basic-auth login on apache" in r.target and "sudo" not in r.target
+    r = query.parse("A few seconds after an admin ran sudo against /srv/juniper-3608 on db1 we saw the MariaDB "
+                    "login that was denied.", NOW).relation
+    assert r.anchor == "an admin ran sudo against /srv/juniper-3608 on db1"
+    assert r.target == "the MariaDB login that was denied."
 
 
 # ---------------------------------------------------------------------------- tokens
