@@ -252,6 +252,8 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--no-ceiling", action="store_true", help="skip the plain-prompt anchor runs")
     ap.add_argument("--details", default="", help="write every answer, scored, to this JSON file")
+    ap.add_argument("--question-files", action="store_true",
+                    help="index only the files the sampled questions are about (a quicker, easier corpus)")
     args = ap.parse_args()
 
     cdir = Path(args.corpus).resolve()
@@ -261,7 +263,9 @@ def main() -> int:
     details: list = []
     try:
         t0 = time.perf_counter()
-        done = engine.call(p.IndexPaths(paths=[str(cdir / "corpus")], data_dir=data_dir))[-1]
+        roots = (sorted({str(cdir / "corpus" / q["path"]) for q in questions}) if args.question_files
+                 else [str(cdir / "corpus")])
+        done = engine.call(p.IndexPaths(paths=roots, data_dir=data_dir))[-1]
         if not isinstance(done, p.IndexDone):
             print(f"indexing failed: {getattr(done, 'message', done)}", file=sys.stderr)
             return 1
@@ -275,7 +279,8 @@ def main() -> int:
         Path(args.details).write_text(json.dumps(details, indent=1, ensure_ascii=False))
     print(json.dumps({
         "corpus": str(cdir), "questions": len(questions), "kinds": args.kinds or "all", "seed": args.seed,
-        "index": {"chunks": done.summary.get("chunks"), "seconds": round(index_s, 1)},
+        "index": {"chunks": done.summary.get("chunks"), "seconds": round(index_s, 1),
+                  "files": "the questions' files only" if args.question_files else "all"},
         "greedy": True, "max_tokens": args.max_tokens, "models": models,
     }, indent=1))
     return 0
