@@ -170,13 +170,14 @@ def bench(corpus_root: str, questions: list[dict], work: str, k: int = 5, anchor
         seconds.append(time.perf_counter() - t0)
         for name, hits in (anchors.rank(q["question"], k) if anchors else {}).items():
             sides.setdefault(name, []).append(hits)
+    chunks = idx.manifest.chunk_count("logs")
     idx.close()
 
     ranks = {name: _ranks(hits, questions, corpus_root) for name, hits in sides.items()}
     kinds = sorted({q["kind"] for q in questions})
     out: dict = {"questions": len(questions), "files": len(files), "k": k,
                  "index_seconds": {"lantern": round(index_s, 1), "anchors": round(anchors_s, 1)},
-                 "lantern_chunks": idx.manifest.chunk_count("logs"), "search_ms_median": round(1000 * sorted(seconds)[len(seconds) // 2], 1),
+                 "lantern_chunks": chunks, "search_ms_median": round(1000 * sorted(seconds)[len(seconds) // 2], 1),
                  "by_kind": {}}
     for kind in ["all", *kinds]:
         pick = [i for i, q in enumerate(questions) if kind == "all" or q["kind"] == kind]
