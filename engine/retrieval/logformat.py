@@ -285,7 +285,8 @@ FORMATS = [
         r"^(?P<clv>[DdINWECAX]) \[(?P<d>\d{2})/(?P<mon>[A-Z][a-z]{2})/(?P<y>\d{4}):" + _TIME +
         r" (?P<tz>[+-]\d{4})\] (?P<rest>.*)$"), _cups),
     # Seconds since the epoch: Squid ("1236000000.123    456 10.0.0.5 TCP_MISS/200 ..."), Mosquitto
-    LogFormat("epoch", re.compile(r"^(?P<epoch>1\d{9})(?:\.\d{1,6})?:? +(?P<rest>.*)$"), _generic),
+    # (in brackets: Unbound, "[1531378249] unbound[4609:0] info: ...")
+    LogFormat("epoch", re.compile(r"^\[?(?P<epoch>1\d{9})(?:\.\d{1,6})?\]?:? +(?P<rest>.*)$"), _generic),
     # MySQL before 5.7: "090314 10:00:00 [Note] ..."; the day may be space-padded in the time
     LogFormat("mysql-old", re.compile(
         r"^(?P<yy>\d{2})(?P<mo>\d{2})(?P<d>\d{2}) {1,2}(?P<h>\d{1,2}):(?P<mi>\d{2}):(?P<s>\d{2})"

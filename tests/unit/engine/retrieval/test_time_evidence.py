@@ -65,6 +65,29 @@ def test_relations_name_the_anchor_event():
     assert r.target == "the MariaDB login that was denied."
 
 
+# ---------------------------------------------------------------------------- formats
+
+@pytest.mark.parametrize("line, fmt, when", [
+    ('Tue Mar 14 10:00:00 2009 [pid 3] [ftp] FAIL LOGIN: Client "10.0.0.5"', "ctime", datetime(2009, 3, 14, 10)),
+    ("14-Mar-2009 10:00:00.123 client @0x7f 10.0.0.5#53 (a.example): query: a.example IN A +", "day-mon-year",
+     datetime(2009, 3, 14, 10, 0, 0, 123000)),
+    ("1236000000.123    456 10.0.0.5 TCP_DENIED/403 3444 GET http://x/ - HIER_NONE/- text/html", "epoch", None),
+    ("[1531378249] unbound[4609:0] info: 10.0.0.5 lagoon.example.lan. TXT IN", "epoch", None),
+    ("Mar 14 10:00:00 imap-login: Info: Login: user=<bob>, method=PLAIN, rip=10.0.0.5", "syslog-nohost", None),
+    ("2014-07-02T13:07:50.123456+00:00 mx1 postfix/smtpd[123]: connect from unknown[10.0.0.5]", "syslog-iso",
+     None),
+])
+def test_daemon_headers_are_recognised(line, fmt, when):
+    from engine.retrieval.logformat import TimeContext, _any_header
+
+    m, found = _any_header(line)
+    assert found is not None and found.name == fmt
+    info = found.parse(m, TimeContext())
+    assert info["t"] is not None
+    if when is not None:
+        assert abs(info["t"][1] - when.astimezone().timestamp()) < 0.01
+
+
 # ---------------------------------------------------------------------------- tokens
 
 def test_identifiers_match_whole_and_in_parts():
