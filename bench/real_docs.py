@@ -33,7 +33,6 @@ import argparse
 import gzip
 import glob
 import json
-import math
 import os
 import re
 import shutil
@@ -42,17 +41,16 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.anchors import BM25, rrf  # noqa: E402
 from bench.retrieval_quality import recall  # noqa: E402
 
 K = 5
 CHUNK = 512
-RRF_K = 60
 QUESTIONS = ROOT / "bench" / "real_docs_questions.json"
 BIGGEST = "r-doc-pdf/R-exts.pdf"
 
@@ -193,41 +191,11 @@ def anchor_chunks(pages_of: dict[str, dict[int, str]], docx_texts: dict[str, str
     return chunks
 
 
-_TOKEN = re.compile(r"\w+")
-
-
-class BM25:
-    def __init__(self, texts: list[str], k1: float = 1.2, b: float = 0.75):
-        self.k1, self.b = k1, b
-        self.docs = [Counter(_TOKEN.findall(t.lower())) for t in texts]
-        self.lens = [sum(d.values()) for d in self.docs]
-        self.avg = sum(self.lens) / max(len(self.lens), 1)
-        df = Counter(t for d in self.docs for t in d)
-        n = len(self.docs)
-        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
-        self.post: dict[str, list[int]] = {}
-        for i, d in enumerate(self.docs):
-            for t in d:
-                self.post.setdefault(t, []).append(i)
-
-    def top(self, query: str, k: int) -> list[int]:
-        scores: dict[int, float] = {}
-        for t in set(_TOKEN.findall(query.lower())):
-            idf = self.idf.get(t)
-            if idf is None:
-                continue
-            for i in self.post[t]:
-                tf = self.docs[i][t]
-                scores[i] = scores.get(i, 0.0) + idf * tf * (self.k1 + 1) / (
-                    tf + self.k1 * (1 - self.b + self.b * self.lens[i] / self.avg))
-        return sorted(scores, key=lambda i: -scores[i])[:k]
-
-
 def run_anchors(name: str, chunks: list, questions: list[dict], emb) -> dict:
     import numpy as np
 
     t0 = time.perf_counter()
-    bm = BM25([c[2] for c in chunks])
+    bm = BM25([c[2] for c in chunks])   # the same Okapi BM25 as the log benches' anchor
     bm_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     vecs = np.concatenate([emb.embed_documents([c[2] for c in chunks[i:i + 256]]) for i in range(0, len(chunks), 256)])
@@ -235,15 +203,11 @@ def run_anchors(name: str, chunks: list, questions: list[dict], emb) -> dict:
     embed_s = time.perf_counter() - t0
     ranks: dict[str, list] = {"bm25": [], "hybrid": []}
     for q in questions:
-        lexical = bm.top(q["question"], 50)
+        lexical = bm.rank(q["question"], 50)
         qv = emb.embed_query(q["question"])
         qv = qv / max(float(np.linalg.norm(qv)), 1e-9)
         dense = list(np.argsort(-(vecs @ qv))[:50])
-        fused: dict[int, float] = {}
-        for lst in (lexical, dense):
-            for r, i in enumerate(lst):
-                fused[int(i)] = fused.get(int(i), 0.0) + 1.0 / (RRF_K + r + 1)
-        hybrid = sorted(fused, key=lambda i: -fused[i])
+        hybrid = rrf(lexical, [int(i) for i in dense])
         for side, lst in (("bm25", lexical), ("hybrid", hybrid)):
             ranks[side].append(_rank([(chunks[i][0], chunks[i][1]) for i in lst[:K]], q))
     return {f"{side}_{name}": {**_summary(questions, r), "chunks": len(chunks),
