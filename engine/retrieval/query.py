@@ -160,15 +160,6 @@ class Intent:
     relation: Relation | None = field(default=None)
 
 
-def earlier_years(since: float, until: float, back: int) -> tuple[float, float] | None:
-    """The same window ``back`` years earlier (None when that date does not exist, Feb 29)."""
-    try:
-        a, b = datetime.fromtimestamp(since), datetime.fromtimestamp(until)
-        return (a.replace(year=a.year - back).timestamp(), b.replace(year=b.year - back).timestamp())
-    except ValueError:
-        return None
-
-
 def parse(question: str, now: datetime | None = None) -> Intent:
     now = now or datetime.now()
     text = question

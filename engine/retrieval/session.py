@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine import protocol as p
-from engine.retrieval import query as query_mod
+from engine.retrieval import lexical, query as query_mod
 from engine.retrieval.embedder import MiniLMEmbedder
 from engine.retrieval.indexer import Indexer, under
 from engine.retrieval.loaders import APPENDABLE
@@ -23,11 +23,6 @@ from engine.retrieval.vectorstore import VectorStore
 
 log = logging.getLogger(__name__)
 
-
-def query_mod_terms(question: str) -> list[str]:
-    # Time words ("March 1st around 10:00") are filters, not words to find in a record.
-    from engine.retrieval import lexical
-    return lexical.query_terms(query_mod.parse(question).text or question)
 
 PROGRESS_EVERY_S = 0.25  # progress events are for a person's eyes; more would flood the channel
 
@@ -155,7 +150,7 @@ class RetrievalSessions:
             return [], 0
         qvec = self.embedder.embed_query(question)
         sims = self.embedder.embed_documents([c.text for c in chunks]) @ qvec
-        terms = query_mod_terms(question)
+        terms = lexical.query_terms(question)   # time words included: they match lines too
         return relevant(chunks, terms, [float(x) for x in sims]), len(chunks)
 
     def _index(self, idx: RetrievalIndex, cmd: p.IndexPaths, emit, cancel: threading.Event) -> None:
