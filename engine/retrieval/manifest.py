@@ -61,6 +61,25 @@ def kept_vectors(blobs: list[bytes]):
     return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), -1).astype(np.float32)
 
 
+def _check_schema(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse, before writing anything, an index written by a newer Lantern: this version
+    would misread it, and adding its own tables to it could spoil it for the newer one."""
+    has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+    row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() if has_meta else None
+    if row is None:
+        return
+    try:
+        version = int(row[0])
+    except (TypeError, ValueError):
+        version = None
+    if version is None or version > SCHEMA_VERSION:
+        raise EngineError(
+            ErrorKind.INDEX_IO,
+            f"The index in {path.parent} was written by a newer Lantern (index schema {row[0]}; this "
+            f"version reads schema {SCHEMA_VERSION}) and was left as it is. Update Lantern, or start it "
+            f"with --data-dir pointing at another folder.")
+
+
 @dataclass
 class Source:
     collection: str
@@ -95,6 +114,7 @@ class Manifest:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            _check_schema(self.db, self.path)
             self.db.executescript(_SCHEMA)
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             if "vec" not in {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}:
