@@ -110,12 +110,16 @@ def add(corpus_dir: str, n_dpkg: int = 12, n_apt: int = 6, n_alt: int = 4, seed:
 # ---------------------------------------------------------------------------- the daemon-logs bench
 
 def _ranks(hit_lists: list[list], questions: list[dict], root: str) -> list[int | None]:
-    """Rank of the first hit in the labelled file whose lines overlap an answering range."""
+    """Rank of the first hit whose lines overlap an answering range: in the labelled file, or
+    in another file the same action wrote a line to that states the answer (``also``: an
+    nginx 404 is in access.log and error.log)."""
     out = []
     for q, hits in zip(questions, hit_lists):
-        want = os.path.abspath(os.path.join(root, q["path"]))
-        out.append(next((i for i, h in enumerate(hits) if os.path.abspath(h.path) == want and any(
-            h.line_start <= b and h.line_end >= a for a, b in q["accept"])), None))
+        want = {os.path.abspath(os.path.join(root, q["path"])): q["accept"]}
+        for other in q.get("also", []):
+            want[os.path.abspath(os.path.join(root, other["path"]))] = other["accept"]
+        out.append(next((i for i, h in enumerate(hits) if any(
+            h.line_start <= b and h.line_end >= a for a, b in want.get(os.path.abspath(h.path), []))), None))
     return out
 
 

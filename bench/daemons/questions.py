@@ -365,6 +365,11 @@ def build(corpus: Corpus, events: list[dict], seed: int = 7, verify_span: float 
         found.append(rec)
         by_seq[(ev["host"], ev["seq"])] = rec
 
+    by_host_ip: dict[tuple[str, str], list[tuple[dict, dict, dt.datetime, bool]]] = {}
+    for rec in found:
+        if rec[0]["fields"].get("ip"):
+            by_host_ip.setdefault((rec[0]["host"], rec[0]["fields"]["ip"]), []).append(rec)
+
     by_program: dict[str, list[tuple[dict, dict, dt.datetime, bool]]] = {}
     for rec in found:
         by_program.setdefault(rec[0]["program"], []).append(rec)
@@ -405,11 +410,13 @@ def build(corpus: Corpus, events: list[dict], seed: int = 7, verify_span: float 
             acc = accepted(hit, lines, answer)
             for a, b in acc:
                 assert any(answer in lines[i - 1] for i in range(a, b + 1)), (answer, hit["path"], a)
+            also = _same_action(corpus, ev, hit, t, answer, by_host_ip)
             questions.append({
                 "id": f"{ev['host']}-{ev['seq']:04d}-{kind}", "kind": kind, "format": ev["format"],
                 "program": program, "host": ev["host"], "path": hit["path"], "accept": acc,
                 "line_start": hit["index"] + 1, "line_end": hit["index"] + 1, "question": q,
                 "answer": answer, "answer_alts": answer_alts(field, answer), "asks": field,
+                "also": also,
                 "event": ev["kind"], "timestamp": t.isoformat(),
             })
     if per_format_kind:
@@ -425,6 +432,31 @@ def build(corpus: Corpus, events: list[dict], seed: int = 7, verify_span: float 
     return questions, stats
 
 
+# the most seconds between two lines one action wrote into two files (a web server's access and
+# error log stamp the same request a moment apart)
+SAME_ACTION_S = 2
+
+
+def _same_action(corpus: Corpus, ev: dict, hit: dict, t: dt.datetime, answer: str,
+                 by_host_ip: dict) -> list[dict]:
+    """The other lines one request left in other files of the same host (an nginx 404 is a line
+    in access.log and one in error.log, both with the client's IP): {path, accept} for those
+    that state the answer. The question describes the action, so either line answers it; the
+    driver recorded both as events of the same client at the same second."""
+    ip = ev["fields"].get("ip")
+    if not ip:
+        return []
+    out = []
+    for oev, ohit, ot, _ in by_host_ip.get((ev["host"], ip), []):
+        if oev is ev or ohit["path"] == hit["path"] or abs((ot - t).total_seconds()) > SAME_ACTION_S:
+            continue
+        olines = corpus.lines(ohit["path"])
+        idx = sorted(i for i in {ohit["index"], *ohit["hits"]} if answer in olines[i])
+        if idx:
+            out.append({"path": ohit["path"], "accept": [[i + 1, i + 1] for i in idx]})
+    return out
+
+
 def validate(corpus: Corpus, qs: list[dict]) -> None:
     """Re-read every question's lines: the answer is in an accepted line, the ranges are inside
     the file, and a "words" question names the day, month and time its line states."""
@@ -432,6 +464,9 @@ def validate(corpus: Corpus, qs: list[dict]) -> None:
         lines = corpus.lines(q["path"])
         assert all(1 <= a <= b <= len(lines) for a, b in q["accept"]), q["id"]
         assert any(q["answer"] in lines[i - 1] for a, b in q["accept"] for i in range(a, b + 1)), q["id"]
+        for other in q.get("also", []):
+            olines = corpus.lines(other["path"])
+            assert all(q["answer"] in olines[a - 1] for a, _ in other["accept"]), q["id"]
         t = dt.datetime.fromisoformat(q["timestamp"])
         got = line_time(corpus, q["path"], q["line_start"] - 1, t.year)
         assert got and got[0] == t, q["id"]

@@ -190,3 +190,33 @@ def test_formats_of_rotated_files():
     assert format_of("gw1/var/log/auth.log.1") == "sshd-syslog"
     assert format_of("web2/var/log/apache2/error.log") == "apache-error"
     assert format_of("ns1/var/log/squid/access.log.3.gz") == "squid-access"
+
+
+def test_one_request_in_two_files_is_answered_by_either_line(tmp_path):
+    # nginx writes a 404 into access.log and error.log; both name the client, so a question about
+    # the request accepts either line, and only lines that state the answer
+    d = tmp_path / "web1" / "var" / "log" / "nginx"
+    d.mkdir(parents=True)
+    (d / "access.log").write_text(
+        '127.1.2.3 - - [19/Jan/2018:09:27:48 +0000] "GET /docs/amber-1.html HTTP/1.1" 404 153 "-" "curl/7.88"\n')
+    (d / "error.log").write_text(
+        '2018/01/19 09:26:00 [error] 1#1: *1 open() "/var/www/x" failed, client: 127.9.9.9, server: web1\n'
+        '2018/01/19 09:27:48 [error] 1#1: *2 open() "/var/www/docs/amber-1.html" failed (2: No such file or '
+        'directory), client: 127.1.2.3, server: web1, request: "GET /docs/amber-1.html HTTP/1.1"\n')
+    c = Q.Corpus(str(tmp_path))
+    t = dt.datetime(2018, 1, 19, 9, 27, 48, tzinfo=UTC).timestamp()
+    base = {"host": "web1", "program": "nginx", "kind": "http-404", "ask": ["ip"], "fake_time": t,
+            "fields": {"ip": "127.1.2.3", "path": "/docs/amber-1.html"}}
+    events = [dict(base, seq=0, format="nginx-access", file="var/log/nginx/access.log", marker=" /docs/amber-1.html "),
+              dict(base, seq=1, format="nginx-error", file="var/log/nginx/error.log", marker="client: 127.1.2.3,")]
+    qs, stats = Q.build(c, events, seed=1)
+    assert stats["located"] == 2 and qs
+    for q in qs:
+        other = "web1/var/log/nginx/error.log" if q["path"].endswith("access.log") else "web1/var/log/nginx/access.log"
+        assert q["also"] == [{"path": other, "accept": [[2, 2]] if other.endswith("error.log") else [[1, 1]]}]
+    # a client that made no request at that second in the other file adds nothing
+    events[1]["fields"] = {"ip": "127.9.9.9"}
+    events[1]["marker"] = "client: 127.9.9.9,"
+    events[1]["fake_time"] = dt.datetime(2018, 1, 19, 9, 26, 0, tzinfo=UTC).timestamp()
+    qs, _ = Q.build(c, events, seed=1)
+    assert all(q["also"] == [] for q in qs)
