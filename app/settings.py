@@ -10,11 +10,15 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Callable
 
 import tomli_w
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI (declared for < 3.11)
+    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 

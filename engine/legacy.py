@@ -185,8 +185,10 @@ class CTransformersBackend:
             from ctransformers import LLM, Config
         except ImportError:
             raise EngineError(ErrorKind.UNSUPPORTED_FORMAT,
-                              f"'{p.name}' is a legacy GGML model and the ctransformers package is not "
-                              "installed; run `make run` again to install it.") from None
+                              f"'{p.name}' is a legacy GGML {family} model, which needs Lantern's optional "
+                              "'legacy' extra (the ctransformers package), and it is not installed. Install "
+                              "it with `pip install 'lantern[legacy]'` (a source checkout's `make run` "
+                              "installs it), or use a GGUF version of the model.") from None
         self._threads = n_threads or default_threads()
         t0 = time.perf_counter()
         try:

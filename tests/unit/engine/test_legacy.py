@@ -122,3 +122,12 @@ def test_service_switches_to_legacy_and_back(tiny):
         assert "Paris" in again.text
     finally:
         h.service.close()
+
+
+def test_without_the_legacy_extra_a_ggml_file_is_refused_naming_the_extra(tiny, monkeypatch):
+    """ctransformers is an optional extra: a person without it learns which one to install."""
+    monkeypatch.setitem(__import__("sys").modules, "ctransformers", None)   # as if not installed
+    with pytest.raises(EngineError) as e:
+        legacy.CTransformersBackend().load(tiny, n_ctx=128)
+    assert e.value.kind == "unsupported_format" and e.value.environment
+    assert "tiny-gpt2.bin" in e.value.message and "lantern[legacy]" in e.value.message and "GGUF" in e.value.message
