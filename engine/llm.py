@@ -203,11 +203,17 @@ class LlamaBackend:
             ) from None
         load_ms = (time.perf_counter() - t0) * 1000
 
-        formatter = chat_template.make_formatter(
-            meta.get("tokenizer.chat_template"),
-            bos_token=self._token_text(llm, llm.token_bos()),
-            eos_token=self._token_text(llm, llm.token_eos()),
-        )
+        try:
+            formatter = chat_template.make_formatter(
+                meta.get("tokenizer.chat_template"),
+                bos_token=self._token_text(llm, llm.token_bos()),
+                eos_token=self._token_text(llm, llm.token_eos()),
+                label=header.path.name,
+                control=control_tokens(llm),
+            )
+        except EngineError:
+            llm.close()     # a template refused at load: the previous model stays
+            raise
         if self._llm is not None:
             self._llm.close()
         self._llm = llm
@@ -262,9 +268,16 @@ class LlamaBackend:
     # ------------------------------------------------------------------ generation
 
     def _tokenize(self, text: str) -> list[int]:
-        # The rendered template already contains the BOS text when the model wants it, so
-        # special tokens are parsed and no second BOS is added.
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        """Token ids of a rendered prompt (control tokens where the template wrote them, the
+        messages as text) or of plain text (all of it text). The rendered template already
+        holds the BOS text when the model wants it, so no second BOS is added."""
+        control = self.model.formatter.control if self.model is not None else None
+        if control is None:      # this llama-cpp-python cannot list control tokens
+            return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return control.tokenize(text, self._text_tokens)
+
+    def _text_tokens(self, text: str) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
     def stream(self, messages: list[dict], sampling: Sampling, cancel: threading.Event,
                on_fitted=None, fit=None, no_lead: str = "") -> Iterator[str]:
@@ -389,6 +402,37 @@ class LlamaBackend:
             rate = (end - i) / max(time.perf_counter() - t0, 1e-6)
             chunk = int(min(PREFILL_MAX_CHUNK, max(PREFILL_MIN_CHUNK, rate * PREFILL_SLICE_S)))
             i = end
+
+
+def control_tokens(llm) -> chat_template.ControlTokens | None:
+    """The model's control and unknown tokens by text: what llama.cpp would parse out of text
+    with special parsing on (user-defined tokens are parsed either way: they are text tokens)."""
+    try:
+        from llama_cpp import llama_cpp as lib
+
+        vocab = llm._model.vocab
+        get_attr = lib.llama_vocab_get_attr
+        kinds = lib.LLAMA_TOKEN_ATTR_CONTROL | lib.LLAMA_TOKEN_ATTR_UNKNOWN
+        lstrip_bit, rstrip_bit = lib.LLAMA_TOKEN_ATTR_LSTRIP, lib.LLAMA_TOKEN_ATTR_RSTRIP
+    except (ImportError, AttributeError) as e:
+        log.warning("cannot list the model's control tokens (%s); message text is tokenized with special "
+                    "tokens parsed", e)
+        return None
+    ids: dict[str, int] = {}
+    lstrip, rstrip = set(), set()
+    for tok in range(llm.n_vocab()):
+        attr = int(get_attr(vocab, tok))
+        if not attr & kinds:
+            continue
+        text = llm._model.detokenize([tok], special=True).decode("utf-8", errors="replace")
+        if not text or "\ufffd" in text or text in ids:
+            continue
+        ids[text] = tok
+        if attr & lstrip_bit:
+            lstrip.add(text)
+        if attr & rstrip_bit:
+            rstrip.add(text)
+    return chat_template.ControlTokens(ids, frozenset(lstrip), frozenset(rstrip))
 
 
 def llama_logits(processors):

@@ -111,3 +111,53 @@ def tiny_llama(n_layers: int = 2, n_embd: int = 64, vocab: int = 32, ctx: int = 
     w.tensor("output_norm.weight", (n_embd,), 0)
     w.tensor("output.weight", (n_embd, vocab), 1)
     return w
+
+
+def with_chat_template(src: Path, dst: Path, template: str) -> Path:
+    """A copy of the real GGUF ``src`` whose ``tokenizer.chat_template`` is ``template``
+    (weights and everything else unchanged; the data section re-aligned)."""
+    data = Path(src).read_bytes()
+    pos = 24
+    n_tensors, n_kv = struct.unpack_from("<QQ", data, 8)
+    alignment = 32
+
+    def skip_value(p: int, vtype: int) -> tuple[int, object]:
+        if vtype == TYPE_IDS["str"]:
+            (n,) = struct.unpack_from("<Q", data, p)
+            return p + 8 + n, data[p + 8:p + 8 + n]
+        if vtype == TYPE_IDS["arr"]:
+            item, count = struct.unpack_from("<IQ", data, p)
+            p += 12
+            for _ in range(count):
+                p, _ = skip_value(p, item)
+            return p, None
+        fmt = FORMATS[next(k for k, v in TYPE_IDS.items() if v == vtype)]
+        return p + struct.calcsize(fmt), struct.unpack_from(fmt, data, p)[0]
+
+    kvs = []
+    for _ in range(n_kv):
+        (n,) = struct.unpack_from("<Q", data, pos)
+        key = data[pos + 8:pos + 8 + n].decode()
+        (vtype,) = struct.unpack_from("<I", data, pos + 8 + n)
+        end, value = skip_value(pos + 12 + n, vtype)
+        if key == "general.alignment":
+            alignment = value
+        kvs.append((key, data[pos:end]))
+        pos = end
+    infos_start = pos
+    for _ in range(n_tensors):
+        (n,) = struct.unpack_from("<Q", data, pos)
+        pos += 8 + n
+        (n_dims,) = struct.unpack_from("<I", data, pos)
+        pos += 4 + 8 * n_dims + 4 + 8
+    infos = data[infos_start:pos]
+    data_start = pos + (-pos % alignment)
+    new_kv = _str("tokenizer.chat_template") + struct.pack("<I", TYPE_IDS["str"]) + _str(template)
+    body = b"".join(new_kv if k == "tokenizer.chat_template" else raw for k, raw in kvs)
+    if not any(k == "tokenizer.chat_template" for k, _ in kvs):
+        body += new_kv
+        n_kv += 1
+    head = data[:8] + struct.pack("<QQ", n_tensors, n_kv) + body + infos
+    head += b"\0" * (-len(head) % alignment)
+    Path(dst).write_bytes(head + data[data_start:])
+    return Path(dst)
