@@ -3,6 +3,10 @@
 The engine's stdout and stderr belong to native code (llama.cpp prints there), so protocol
 messages never travel on them. The parent listens on a loopback port and passes the port and
 a one-time token in the environment; the engine connects and proves itself with ``Hello``.
+
+More clients reach a running engine the other way round (``attach``): the engine listens on the
+loopback port written in its data dir's engine.json, and a client proves itself with a
+``Hello`` carrying the token written there (see engine/residency.py and engine/host.py).
 """
 
 from __future__ import annotations
@@ -18,6 +22,15 @@ log = logging.getLogger(__name__)
 
 ENV_PORT = "LANTERN_ENGINE_PORT"
 ENV_TOKEN = "LANTERN_ENGINE_TOKEN"
+ENV_DATA_DIR = "LANTERN_ENGINE_DATA_DIR"   # the data dir the engine locks and serves
+ENV_MODE = "LANTERN_ENGINE_MODE"           # window | cli | serve (engine/residency.py)
+ENV_KEEP_ALIVE = "LANTERN_ENGINE_KEEP_ALIVE_S"   # cli mode: seconds to stay with no client
+
+HANDSHAKE_TIMEOUT_S = 10.0
+
+
+class AttachRefused(ConnectionError):
+    """A running engine turned this client away (wrong token, other protocol major)."""
 
 
 class LineChannel:
@@ -40,6 +53,31 @@ class LineChannel:
         sock = socket.create_connection((host, port), timeout=timeout)
         sock.settimeout(None)
         return cls(sock)
+
+    @classmethod
+    def attach(cls, port: int, token: str, host: str = "127.0.0.1",
+               timeout: float = HANDSHAKE_TIMEOUT_S) -> "LineChannel":
+        """Connect to a running engine as one more client; raise OSError when nothing listens
+        (a stale engine.json) and AttachRefused when the engine refuses us."""
+        import os
+
+        sock = socket.create_connection((host, port), timeout=timeout)
+        chan = cls(sock)
+        try:
+            chan.send(protocol.Hello(token=token, pid=os.getpid()))
+            line = chan._reader.readline(protocol.MAX_LINE_BYTES + 1)
+        except OSError:
+            chan.close()
+            raise
+        try:
+            welcome = protocol.decode(line) if line else None
+        except protocol.ProtocolError:
+            welcome = None
+        if not isinstance(welcome, protocol.Welcome) or not welcome.accepted:
+            chan.close()
+            raise AttachRefused(getattr(welcome, "reason", "") or "the engine closed the connection")
+        sock.settimeout(None)
+        return chan
 
     def send(self, msg: protocol.Message) -> None:
         data = protocol.encode(msg)

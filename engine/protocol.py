@@ -31,7 +31,9 @@ from typing import Any, ClassVar
 #      ListCollections/CollectionList
 # 1.5: Done.fallback (how a sourced answer was made when the model's own was markers only) and
 #      Done.unsourced (addresses in the answer that no source sent to the model contains)
-PROTOCOL_VERSION = "1.5"
+# 1.6: several clients per engine: a client connects to the port in the data dir's engine.json
+#      and sends Hello (its token proves it may); events go to the client that sent the request
+PROTOCOL_VERSION = "1.6"
 WATCH_ID_PREFIX = "watch-"
 
 # Largest line we accept. A chat history is big, but not this big; a longer line means a
@@ -335,9 +337,10 @@ class Done(Event):
     ttft_ms: float = 0.0
     tokens_per_s: float = 0.0
     model: str = ""
-    # Answers from sources only. fallback: "" (the model's own answer), "retry" (it answered
-    # with markers only and was asked again with the top record alone), "record" (that too said
-    # nothing; the text quotes the top record). The text is always what the Tokens streamed.
+    # Answers from sources only. fallback: "" (the model's own answer), "retry" (its answer stated
+    # nothing from the sources - markers only, a source's place, no value of the kind asked for -
+    # was not shown, and it was asked again with one record alone), "record" (that too stated
+    # nothing; the text quotes that record). The text is always what the Tokens streamed.
     fallback: str = ""
     unsourced: list = field(default_factory=list)   # [{kind: "ip", value, message}], flagged values
 
@@ -446,6 +449,19 @@ class SearchDone(Event):
     TYPE: ClassVar[str] = "search_done"
     queries: int = 0
     seconds: float = 0.0
+
+
+# The events that end a request: after one of these, no other event carries the request's id.
+# (Cancel and Shutdown have no answer.) The engine's connection routing and the CLI read this.
+FINAL_EVENTS: tuple[type[Event], ...] = (
+    Done, Cancelled, Failed, ModelLoaded, IndexDone, SearchDone, SourceList, SourcesRemoved, WatchState,
+    CollectionList, IndexingState, Status,
+)
+UNANSWERED_COMMANDS: tuple[type[Command], ...] = (Cancel, Shutdown)
+
+
+def ends_request(msg: Message) -> bool:
+    return isinstance(msg, FINAL_EVENTS)
 
 
 # ---------------------------------------------------------------------------- codec
