@@ -34,6 +34,9 @@ STDERR_LINES_KEPT = 200
 MAX_RESTARTS = 3             # within RESTART_WINDOW_S; more means something is badly wrong
 RESTART_WINDOW_S = 60.0
 HANDSHAKE_TIMEOUT_MS = 30_000
+DATA_DIR_BUSY_EXIT = 75      # engine/residency.py: another engine still works in the data dir
+BUSY_RETRY_S = 20.0          # ... while it finishes stopping (a window closed and reopened)
+STOP_FLUSH_MS = 60_000       # after the grace period, how long a stopping engine may take to write
 
 
 class EngineClient(QObject):
@@ -81,6 +84,7 @@ class EngineClient(QObject):
         self._stderr = collections.deque(maxlen=STDERR_LINES_KEPT)
         self._stderr_partial = b""
         self._crash_times: collections.deque = collections.deque()
+        self._busy_since = 0.0
         self._batch: dict[str, list[str]] = {}
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(TOKEN_FLUSH_MS)
@@ -131,8 +135,13 @@ class EngineClient(QObject):
             self._write(p.Shutdown())
             self._sock.flush()
         if not proc.waitForFinished(timeout_ms):
-            proc.kill()
-            proc.waitForFinished(1000)
+            # Still writing (an index batch, the stores' close): killing it now could leave a
+            # half-written store. SIGTERM takes the same orderly path; kill only if it hangs.
+            log.info("the engine is still finishing its writes; waiting for it")
+            proc.terminate()
+            if not proc.waitForFinished(STOP_FLUSH_MS):
+                proc.kill()
+                proc.waitForFinished(1000)
         self._cleanup_process()
         self._set_state("stopped")
 
@@ -250,6 +259,7 @@ class EngineClient(QObject):
                 return
             self._handshake_timer.stop()
             self._ready = True
+            self._busy_since = 0.0
             self.pid = getattr(msg, "pid", 0) or (self._proc.processId() if self._proc else 0)
             self._set_state("ready")
             self.engine_started.emit(self.pid)
@@ -381,6 +391,14 @@ class EngineClient(QObject):
         if self._stopping:
             self._set_state("stopped")
             return
+        if exit_status != QProcess.CrashExit and exit_code == DATA_DIR_BUSY_EXIT:
+            # The data dir's previous engine is still stopping: try again shortly, not a crash.
+            now = time.monotonic()
+            self._busy_since = self._busy_since or now
+            if now - self._busy_since < BUSY_RETRY_S:
+                QTimer.singleShot(300, self.start)
+                return
+        self._busy_since = 0.0
         how = "crashed" if exit_status == QProcess.CrashExit else f"exited with code {exit_code}"
         self._stderr.append(f"[lantern] the engine {how}")
         tail = self.stderr_tail()
