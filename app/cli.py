@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
-from app.engine_process import EngineProcess, EngineUnavailable
+from app.engine_process import EngineProcess, EngineUnavailable, keep_alive_s
 from app.paths import Paths
 from app.settings import Settings
 from engine import protocol as p
@@ -35,6 +36,24 @@ def _print_citations(ev: p.Citations) -> None:
         print("lantern ask: note: no indexed source matched the question", file=sys.stderr)
 
 
+def open_engine(paths: Paths, settings: Settings, verb: str) -> EngineProcess:
+    """The engine working in this data dir (the window's, a kept one, `lantern serve`'s), or a new
+    one that stays ``keep_alive_s`` for the next verb."""
+    return EngineProcess(log_path=paths.engine_log, data_dir=paths.data_dir, keep_alive_s=keep_alive_s(settings),
+                         note=lambda msg: print(f"lantern {verb}: {msg}", file=sys.stderr))
+
+
+def _loaded_already(engine: EngineProcess, args) -> bool:
+    """A running engine that has the asked model loaded (or, with no --model, the model the
+    window or the previous verb loaded from this data dir's settings) answers with it as it is."""
+    if not engine.attached or args.n_ctx:
+        return False
+    status = engine.call(p.GetStatus())
+    if not isinstance(status, p.Status) or not status.model_path:
+        return False
+    return not args.model or os.path.realpath(args.model) == os.path.realpath(status.model_path)
+
+
 def run_ask(args, paths: Paths) -> int:
     question = _read_question(args.question).strip()
     if not question:
@@ -53,15 +72,16 @@ def run_ask(args, paths: Paths) -> int:
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
 
     try:
-        with EngineProcess(log_path=paths.engine_log) as engine:
-            loaded = engine.call(p.LoadModel(path=args.model or settings.get("model", "path"), n_ctx=n_ctx,
-                                             n_gpu_layers=settings.get("model", "n_gpu_layers"),
-                                             n_threads=settings.get("model", "n_threads")))
-            if isinstance(loaded, p.Failed):
-                print(f"lantern ask: {loaded.message}", file=sys.stderr)
-                return 1
-            if loaded.template_note:
-                print(f"lantern ask: note: {loaded.template_note}", file=sys.stderr)
+        with open_engine(paths, settings, "ask") as engine:
+            if not _loaded_already(engine, args):
+                loaded = engine.call(p.LoadModel(path=args.model or settings.get("model", "path"), n_ctx=n_ctx,
+                                                 n_gpu_layers=settings.get("model", "n_gpu_layers"),
+                                                 n_threads=settings.get("model", "n_threads")))
+                if isinstance(loaded, p.Failed):
+                    print(f"lantern ask: {loaded.message}", file=sys.stderr)
+                    return 1
+                if loaded.template_note:
+                    print(f"lantern ask: note: {loaded.template_note}", file=sys.stderr)
             done = citations = None
             chat = p.Chat(messages=messages, sampling=sampling, use_sources=use_sources(args, paths),
                           collections=list(getattr(args, "collection", []) or []), data_dir=str(paths.data_dir))

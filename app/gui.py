@@ -26,6 +26,8 @@ from PySide6.QtWidgets import QApplication
 from app.conversations import ConversationStore
 from app.paths import Paths
 from app.settings import Settings
+from engine import residency
+from engine.channel import ENV_DATA_DIR, ENV_MODE
 from ui.client import EngineClient, engine_python
 from ui.main_window import MainWindow
 
@@ -107,8 +109,42 @@ def create_window(paths: Paths, *, start_engine: bool = True, settings: Settings
     configure_logging(paths)
     settings = settings or Settings(paths.settings_file)
     store = store or ConversationStore(paths.conversations_db)
-    client = client or EngineClient(None, engine_log_path=str(paths.engine_log), python=engine_python())
+    client = client or EngineClient(None, engine_log_path=str(paths.engine_log), python=engine_python(),
+                                    extra_env=engine_env(paths))
     return MainWindow(paths, settings, store, client, start_engine=start_engine)
+
+
+def engine_env(paths: Paths) -> dict:
+    """The window's engine locks and serves the window's data dir, and ends with the window."""
+    return {ENV_DATA_DIR: str(paths.data_dir), ENV_MODE: residency.WINDOW}
+
+
+def data_dir_taken(paths: Paths) -> str:
+    """'' when this window may start its engine in its data dir, else a sentence for the person.
+
+    One engine per data dir: an engine a CLI verb kept running steps aside (it stops after its
+    current write); a window's or `lantern serve`'s is left alone and named, and this window
+    does not open, so it neither starts a second writer nor marks the other's live reply
+    interrupted (the conversation store is opened only after this check)."""
+    if not residency.engine_running(paths.data_dir):
+        return ""
+    info = residency.read_info(paths.data_dir)
+    if info is not None and info.mode == residency.CLI:
+        from app.engine_cli import stop
+
+        log.info("stopping the engine the command line kept in %s (pid %d)", paths.data_dir, info.pid)
+        ok, message = stop(paths.data_dir, wait_s=120.0)
+        if ok:
+            return ""
+        return f"Lantern could not take over its data folder {paths.data_dir}: {message}."
+    other = "another data folder (lantern --data-dir FOLDER)"
+    if info is not None and info.mode == residency.SERVE:
+        return (f"`lantern serve` (process {info.pid}) is working in the data folder {paths.data_dir}. "
+                f"Stop it (Ctrl+C in its terminal, or `lantern engine stop`) to open the window here, "
+                f"or open the window on {other}.")
+    pid = f" (process {info.pid})" if info is not None else ""
+    return (f"Lantern is already open on the data folder {paths.data_dir}{pid}. Use that window; only one "
+            f"Lantern may work in a data folder at a time. To open a second window, start it on {other}.")
 
 
 def _log_unhandled(exc_type, exc, tb) -> None:
@@ -122,6 +158,15 @@ def run_gui(paths: Paths) -> int:
     configure_logging(paths)
     sys.excepthook = _log_unhandled
     log.info("starting the window on %s", paths.data_dir)
+    taken = data_dir_taken(paths)
+    if taken:
+        log.warning("not opening: %s", taken)
+        print(f"lantern: {taken}", file=sys.stderr)
+        if app.platformName() not in ("offscreen", "minimal"):
+            from PySide6.QtWidgets import QMessageBox
+
+            QMessageBox.information(None, "Lantern is already open", taken)
+        return 1
     window = create_window(paths)
     window.show()
     code = app.exec()

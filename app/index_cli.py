@@ -11,8 +11,10 @@ import json
 import os
 import sys
 
-from app.engine_process import EngineProcess, EngineUnavailable
+from app.cli import open_engine
+from app.engine_process import EngineUnavailable
 from app.paths import Paths
+from app.settings import Settings
 from engine import protocol as p
 
 
@@ -49,7 +51,7 @@ def run_index(args, paths: Paths) -> int:
     cmd = p.IndexPaths(paths=[os.path.abspath(x) for x in args.paths], collection=args.collection,
                        data_dir=str(paths.data_dir), chroma_url=args.chroma_url)
     try:
-        with EngineProcess(log_path=paths.engine_log) as engine:
+        with open_engine(paths, Settings(paths.settings_file), "index") as engine:
             done = None
             for ev in engine.events(engine.send(cmd)):
                 if isinstance(ev, p.Progress):
@@ -94,7 +96,7 @@ def run_search(args, paths: Paths) -> int:
     cmd = p.Search(queries=queries, k=args.k, collection=args.collection, level=args.level, since=args.since,
                    until=args.until, file_glob=args.file, data_dir=str(paths.data_dir), chroma_url=args.chroma_url)
     try:
-        with EngineProcess(log_path=paths.engine_log) as engine:
+        with open_engine(paths, Settings(paths.settings_file), "search") as engine:
             for ev in engine.events(engine.send(cmd)):
                 if isinstance(ev, p.Failed):
                     print(f"lantern search: {ev.message}", file=sys.stderr)

@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_parsers(sub)
     from app import models_cli
     models_cli.add_parsers(sub)
+    from app import engine_cli
+    engine_cli.add_parsers(sub)
 
     sub.add_parser("gui", help="open the window (the default)")
     return parser
@@ -66,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("index", "search"):
         from app.index_cli import run_index, run_search
         return (run_index if args.command == "index" else run_search)(args, paths)
+    if args.command in ("serve", "engine"):
+        from app import engine_cli
+        return (engine_cli.run_serve if args.command == "serve" else engine_cli.run_engine)(args, paths)
     if args.command == "models":
         from app.models_cli import run_models
         return run_models(args, paths)
