@@ -442,13 +442,15 @@ def _same_action(corpus: Corpus, ev: dict, hit: dict, t: dt.datetime, answer: st
     """The other lines one request left in other files of the same host (an nginx 404 is a line
     in access.log and one in error.log, both with the client's IP): {path, accept} for those
     that state the answer. The question describes the action, so either line answers it; the
-    driver recorded both as events of the same client at the same second."""
+    driver recorded both as events of the same kind, client and second (a login and the
+    download after it are two actions)."""
     ip = ev["fields"].get("ip")
     if not ip:
         return []
     out = []
     for oev, ohit, ot, _ in by_host_ip.get((ev["host"], ip), []):
-        if oev is ev or ohit["path"] == hit["path"] or abs((ot - t).total_seconds()) > SAME_ACTION_S:
+        if oev is ev or oev["kind"] != ev["kind"] or ohit["path"] == hit["path"] \
+                or abs((ot - t).total_seconds()) > SAME_ACTION_S:
             continue
         olines = corpus.lines(ohit["path"])
         idx = sorted(i for i in {ohit["index"], *ohit["hits"]} if answer in olines[i])
