@@ -7,8 +7,7 @@ is missing, does not compile, or breaks the sandbox rules is replaced by ChatML,
 small instruct models understand, and the reason is reported so the UI can tell the person.
 
 The sandbox bounds what a template may touch, not how long it runs or how much it writes, so
-rendering is capped too: a deadline checked on every line the template executes
-(``RENDER_TIMEOUT_S``), and a size budget for the output and for every string the template
+rendering is capped too: a deadline (``RENDER_TIMEOUT_S``) that interrupts the render, and a size budget for the output and for every string the template
 builds on the way (repetition, concatenation, joins, padding). A template that goes past a cap
 while being tried at load time fails the load with a message naming the model's template.
 
@@ -23,9 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ctypes
 import secrets
-import sys
-import time
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -212,13 +211,17 @@ class ChatFormatter:
         env.lantern_budget = budget
         parts: list[str] = []
         n = 0
-        with _deadline(RENDER_TIMEOUT_S):
-            for piece in self._template.generate(messages=messages, add_generation_prompt=add_generation_prompt,
-                                                 bos_token=self.bos_token, eos_token=self.eos_token):
-                n += len(piece)
-                if n > budget:
-                    raise TemplateLimit(f"wrote more than {budget:,} characters")
-                parts.append(piece)
+        try:
+            with _deadline(RENDER_TIMEOUT_S) as deadline:
+                for piece in self._template.generate(messages=messages, add_generation_prompt=add_generation_prompt,
+                                                     bos_token=self.bos_token, eos_token=self.eos_token):
+                    n += len(piece)
+                    if n > budget:
+                        raise TemplateLimit(f"wrote more than {budget:,} characters")
+                    parts.append(piece)
+                deadline.disarm()
+        except _Overtime:
+            raise TemplateLimit(f"took longer than {RENDER_TIMEOUT_S:g} s") from None
         return "".join(parts)
 
     def _locate_content(self, text: str, messages: list[dict], add_generation_prompt: bool) -> RenderedPrompt:
@@ -226,6 +229,11 @@ class ChatFormatter:
         place of each content (its leading and trailing whitespace kept outside the marker,
         so a template's ``trim`` still applies), then put the contents back and check that
         this gives ``text`` exactly."""
+        if self.control is not None and not any(
+                isinstance(m.get("content"), str) and self.control.occurs_in(m["content"]) for m in messages):
+            # No message spells a control token: every one in ``text`` is the template's, and
+            # the second rendering below is not needed (the usual case, at half the cost).
+            return RenderedPrompt(text)
         nonce = secrets.token_hex(8)
         marker = re.compile("\ue000" + nonce + r":(\d+)\ue001")
         marked, cores = [], {}
@@ -273,33 +281,54 @@ class ChatFormatter:
         return RenderedPrompt(text, [(0, len(text))])   # nothing located: all of it is text
 
 
-class _deadline:
-    """Raise TemplateLimit inside the template's code once ``seconds`` have passed.
+class _Overtime(BaseException):
+    """Raised inside a render that ran past its deadline (a BaseException, so that nothing in
+    the template's own error handling can swallow it)."""
 
-    A trace function on this thread, active only in frames of compiled templates (their code
-    is named "<template>"): called on every line they execute, it costs nothing elsewhere."""
+
+class _deadline:
+    """Stop a render that runs longer than ``seconds``.
+
+    A timer raises ``_Overtime`` in the rendering thread (CPython's PyThreadState_SetAsyncExc,
+    delivered between bytecodes, so also inside a loop that never calls anything). It costs
+    nothing while a template behaves: a line tracer made real templates 3x slower. Use as::
+
+        with _deadline(2.0) as d:
+            ... render ...
+            d.disarm()
+
+    and catch ``_Overtime`` around the ``with``: it may arrive anywhere up to ``disarm``."""
 
     def __init__(self, seconds: float):
         self.seconds = seconds
+        self._lock = threading.Lock()
+        self._armed = False
+        self._fired = False
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._armed:
+                self._fired = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), ctypes.py_object(_Overtime))
 
     def __enter__(self):
-        end = time.monotonic() + self.seconds
-        seconds = self.seconds
-
-        def line(frame, event, arg):
-            if time.monotonic() > end:
-                raise TemplateLimit(f"took longer than {seconds:g} s")
-            return line
-
-        def call(frame, event, arg):
-            return line if frame.f_code.co_filename == "<template>" else None
-
-        self._old = sys.gettrace()
-        sys.settrace(call)
+        self._thread = threading.get_ident()
+        self._armed = True
+        self._timer = threading.Timer(self.seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
         return self
 
+    def disarm(self) -> None:
+        with self._lock:
+            if self._armed:
+                self._armed = False
+                if self._fired:    # fired as the render ended and not delivered yet: take it back
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), None)
+        self._timer.cancel()
+
     def __exit__(self, *exc):
-        sys.settrace(self._old)
+        self.disarm()
 
 
 # ---------------------------------------------------------------------------- the sandbox

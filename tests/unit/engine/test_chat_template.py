@@ -138,3 +138,21 @@ def test_content_spans_cover_each_message_even_through_trim():
     text = fmt.render([{"role": "user", "content": "  hello <|x|>  "}, {"role": "assistant", "content": "hi"}])
     assert text == "<user>hello <|x|></s><assistant>hi</s>"
     assert [text[a:b] for a, b in text.content_spans] == ["hello <|x|>", "hi"]
+
+
+def test_a_deadline_that_fires_as_a_render_ends_never_leaks(monkeypatch):
+    """The deadline interrupts the rendering thread; one that fires just as a render finishes
+    must be taken back, not raised later in unrelated code."""
+    from engine import chat_template
+    fmt = make_formatter("{% for i in range(3000) %}{% endfor %}" + LOOP)
+    monkeypatch.setattr(chat_template, "RENDER_TIMEOUT_S", 0.002)
+    outcomes = set()
+    for _ in range(300):
+        try:
+            fmt.render([{"role": "user", "content": "hi"}])
+            outcomes.add("ok")
+        except EngineError as e:
+            assert "took longer than" in e.message
+            outcomes.add("late")
+        sum(range(20000))       # bytecode in which a stray interruption would surface
+    assert outcomes            # both kinds usually occur; neither may escape as anything else
