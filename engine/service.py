@@ -155,6 +155,7 @@ class EngineService:
                 return
             with self._lock:
                 cancel = self._cancels.get(cmd.id) or threading.Event()
+            failed = False
             try:
                 if isinstance(cmd, p.LoadModel):
                     self._load(cmd)
@@ -171,15 +172,17 @@ class EngineService:
                     self._restore_watch(cmd)
                     self._emit(self.watcher.set_enabled(cmd))
             except p.EngineError as e:
+                failed = True
                 self._emit(p.Failed.from_error(cmd.id, e))
             except Exception as e:  # a bug: report it as data, keep serving
+                failed = True
                 log.exception("internal error while handling %s", cmd.TYPE)
                 self._emit(p.Failed(id=cmd.id, kind=p.ErrorKind.INTERNAL,
                                     message=f"Internal error in the engine: {type(e).__name__}: {e}",
                                     environment=False))
             finally:
                 if isinstance(cmd, p.IndexPaths):
-                    self.watcher.after_index(cmd)
+                    self.watcher.after_index(cmd, failed)   # a failed job is not redone at once
                 if owns_state:
                     self.state = "idle"
                 with self._lock:

@@ -23,6 +23,9 @@ from engine import protocol as p
 log = logging.getLogger(__name__)
 
 POLL_S = 2.0
+# A job that failed (a full disk, an unreadable index) is not repeated at the next change of a
+# busy log: the root waits this long first.
+FAILED_BACKOFF_S = 300.0
 # A poll of a huge tree costs real I/O; wait at least this many times the last poll's duration.
 BACKOFF = 20
 
@@ -46,30 +49,19 @@ def _under(path: str, root: str) -> bool:
 
 
 def snapshot(root: str, exclude: set[str]) -> Snapshot:
-    """Size, mtime and inode of every file under ``root`` (or of ``root`` itself)."""
-    from engine.retrieval.indexer import SKIP_DIRS
+    """Size, mtime and inode of every file under ``root`` (or of ``root`` itself): the files the
+    indexer's walk finds, so the two agree on what is inside (links out of the folder and link
+    loops are not followed, deep trees end)."""
+    from engine.retrieval.indexer import IndexReport, walk
 
     out: Snapshot = {}
-
-    def visit(path: str) -> None:
-        if any(_under(path, x) for x in exclude):
-            return
+    report = IndexReport()
+    for path in walk([root], report, sorted(exclude)):
         try:
             st = os.stat(path)
         except OSError:
-            return
-        if os.path.isdir(path):
-            try:
-                names = sorted(os.listdir(path))
-            except OSError:
-                return
-            for name in names:
-                if name not in SKIP_DIRS:
-                    visit(os.path.join(path, name))
-        else:
-            out[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
-
-    visit(root)
+            continue
+        out[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
     return out
 
 
@@ -122,14 +114,16 @@ class Watcher:
         self._start()
         return True
 
-    def after_index(self, cmd: p.IndexPaths) -> None:
+    def after_index(self, cmd: p.IndexPaths, failed: bool = False) -> None:
         with self._lock:
             key, roots = self._jobs.pop(cmd.id, (None, []))
             for r in roots:
                 root = self._roots.get((key, r))
                 if root is not None:
                     root.busy = False
-                    root.next_poll = time.monotonic() + self.interval
+                    root.next_poll = time.monotonic() + (FAILED_BACKOFF_S if failed else self.interval)
+        if failed and roots:
+            log.warning("indexing %s failed; watching it again in %d s", ", ".join(roots), FAILED_BACKOFF_S)
 
     def removed(self, cmd: p.RemoveSources) -> None:
         """Removed paths stop being watched: a removed root goes, a removed file or folder

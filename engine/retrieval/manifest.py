@@ -13,6 +13,7 @@ run embeds whatever is still marked, with the same deterministic ids (upserts, n
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -52,7 +53,25 @@ CREATE TABLE IF NOT EXISTS embed_cache (key TEXT PRIMARY KEY, vector BLOB);
 CREATE TABLE IF NOT EXISTS vector_deletes (collection TEXT, id TEXT, PRIMARY KEY (collection, id));
 CREATE TABLE IF NOT EXISTS roots (collection TEXT NOT NULL, path TEXT NOT NULL, exclude TEXT DEFAULT '[]',
     PRIMARY KEY (collection, path));
+-- The file being read now, written (committed) before its reader starts and deleted with its
+-- result: a row left over means the engine died while reading that file.
+CREATE TABLE IF NOT EXISTS reading (collection TEXT NOT NULL, path TEXT NOT NULL, size INTEGER, mtime REAL,
+    inode INTEGER, dev INTEGER, started REAL, PRIMARY KEY (collection, path));
 """
+
+
+def disk_full(e: BaseException) -> bool:
+    """A write failed because the disk (or the user's quota) is full."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    text = str(e).lower()
+    return "database or disk is full" in text or "no space left on device" in text or "disk quota" in text
+
+
+def disk_full_message(data_dir, e: BaseException) -> str:
+    return (f"The disk holding the index ({data_dir}) is full ({e}). Indexing stopped: files read before "
+            f"are indexed and nothing was half-written. Free some space, then add the folder again "
+            f"(watched folders are tried again a few minutes later).")
 
 
 def kept_vectors(blobs: list[bytes]):
@@ -137,7 +156,14 @@ class Manifest:
         return self
 
     def __exit__(self, exc_type, *_):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            self.db.execute("COMMIT")
+        elif self.db.in_transaction:
+            # SQLite may have rolled back already (a full disk does): the first error is the story.
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.warning("rollback failed after %s", exc_type.__name__, exc_info=True)
 
     # ------------------------------------------------------------------ sources
 
@@ -173,6 +199,21 @@ class Manifest:
                 self.db.execute("INSERT OR IGNORE INTO vector_deletes VALUES (?,?)", (collection, cid))
         self.db.execute("DELETE FROM chunks WHERE collection=? AND path=?", (collection, path))
         return len(rows)
+
+    # ------------------------------------------------------------------ reading now
+
+    def start_reading(self, collection: str, path: str, key: tuple) -> None:
+        """``path`` (size, mtime, inode, dev = ``key``) is about to be read; commit this first."""
+        self.db.execute("INSERT OR REPLACE INTO reading VALUES (?,?,?,?,?,?,?)",
+                        (collection, path, *key, time.time()))
+
+    def done_reading(self, collection: str, path: str) -> None:
+        self.db.execute("DELETE FROM reading WHERE collection=? AND path=?", (collection, path))
+
+    def reading(self, collection: str) -> dict[str, tuple]:
+        """Files an engine started reading and never finished: path -> (size, mtime, inode, dev)."""
+        return {r[0]: tuple(r[1:]) for r in self.db.execute(
+            "SELECT path, size, mtime, inode, dev FROM reading WHERE collection=?", (collection,))}
 
     # ------------------------------------------------------------------ roots (what the person added)
 
