@@ -10,6 +10,9 @@ import pytest
 
 # Qt tests run without a screen; set before any Qt import anywhere in the run.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# A CLI verb run by a test stops its engine when it ends, as before engines were kept for the next
+# verb; the tests of that keeping set it themselves.
+os.environ.setdefault("LANTERN_ENGINE_KEEP_ALIVE_S", "0")
 
 from engine import protocol as p  # noqa: E402
 from engine.service import EngineService  # noqa: E402
