@@ -38,6 +38,7 @@ class Banner(QFrame):
         top = QHBoxLayout()
         self.title_label = QLabel(title)
         self.title_label.setObjectName("bannerTitle")
+        self.title_label.setTextFormat(Qt.PlainText)   # titles and texts name files and quote errors
         self.title_label.setWordWrap(True)
         close = QToolButton()
         close.setObjectName("bannerClose")
@@ -51,6 +52,7 @@ class Banner(QFrame):
 
         self.text_label = QLabel(text)
         self.text_label.setObjectName("bannerText")
+        self.text_label.setTextFormat(Qt.PlainText)
         self.text_label.setWordWrap(True)
         self.text_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.text_label.setVisible(bool(text))

@@ -132,7 +132,17 @@ def _make_parser() -> MarkdownIt:
         return (f'<table border="1" cellspacing="0" cellpadding="6" style="border-style: solid; '
                 f'border-color: {TABLE_BORDER}; border-collapse: collapse; margin-bottom: 8px;">\n')
 
+    def image(renderer, tokens, idx, options, env):
+        # Never an <img>: Qt would load whatever it names (a local path such as /dev/zero or a
+        # FIFO, on the UI thread) as the reply renders. Shown as a link to its target instead,
+        # which opens only after the person has seen the target and said yes.
+        token = tokens[idx]
+        src = str(token.attrGet("src") or "")
+        alt = renderer.renderInlineAsText(token.children or [], options, env) or src
+        return f'<a href="{html.escape(src, quote=True)}">[image: {html.escape(alt)}]</a>'
+
     md.add_render_rule("fence", fence)
+    md.add_render_rule("image", image)
     md.add_render_rule("code_block", code_block)
     md.add_render_rule("table_open", table_open)
     return md

@@ -14,10 +14,10 @@ import re
 import time
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtGui import QCursor, QDesktopServices, QGuiApplication, QTextDocument
 from PySide6.QtWidgets import (
-    QFrame, QGraphicsOpacityEffect, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QTextBrowser, QToolButton,
-    QVBoxLayout, QWidget,
+    QFrame, QGraphicsOpacityEffect, QHBoxLayout, QLabel, QMessageBox, QPushButton, QSizePolicy, QTextBrowser,
+    QToolButton, QToolTip, QVBoxLayout, QWidget,
 )
 
 from app import conversations as conv
@@ -36,6 +36,8 @@ LEFT_OUT_OPACITY = 0.5
 # reply would stall the window more with every token.
 SEGMENT_CHARS = 2000
 CITE_SCHEME = "cite"
+# Links a reply may open, after the person has seen the target and confirmed.
+OPENABLE_SCHEMES = ("http", "https", "mailto")
 _MARKER = re.compile(r"\[(\d{1,3})\](?![^<>]*>)")   # a [n] in text, not inside a tag
 
 
@@ -67,14 +69,29 @@ def _citation_label(c: dict) -> str:
     return f"[{c.get('n')}]  {location(c)}    ·  {float(c.get('similarity', 0)) * 100:.0f}% match"
 
 
+class NoResourceDocument(QTextDocument):
+    """A document that loads no resource. QTextDocument's own loadResource reads any local
+    file an <img> or style sheet names when its view returns nothing, so refusing in the view
+    alone is not enough: this override is what every image lookup reaches."""
+
+    def loadResource(self, kind: int, url: QUrl):
+        log.debug("not loading %s named in a message", url.toString()[:200])
+        return None
+
+
 class RichText(QTextBrowser):
-    """Read-only rich text that grows to fit its content instead of scrolling."""
+    """Read-only rich text that grows to fit its content instead of scrolling.
+
+    A reply is untrusted text: this browser loads no resource it names (``loadResource``), and
+    a link shows its target on hover and opens only after the person confirms it."""
 
     copy_block_requested = Signal(int)
     citation_clicked = Signal(int)    # the n of a [n] marker
+    link_opened = Signal(QUrl)        # a link the person confirmed, handed to the desktop
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.setDocument(NoResourceDocument(self))
         self.setFrameShape(QFrame.NoFrame)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
@@ -88,6 +105,8 @@ class RichText(QTextBrowser):
         doc.setDefaultStyleSheet(DOCUMENT_CSS)
         doc.documentLayout().documentSizeChanged.connect(self._fit_height)
         self.anchorClicked.connect(self._on_anchor)
+        self.highlighted.connect(self._show_target)
+        self.link_box: QMessageBox | None = None   # the open "Open this link?" question, if any
         self.natural_width = 0        # >0: prefer this width (a short bubble hugs its text)
         self.setFixedHeight(24)
 
@@ -120,8 +139,68 @@ class RichText(QTextBrowser):
                 self.citation_clicked.emit(int(url.path()))
             except ValueError:
                 log.debug("bad citation link %s", url.toString())
-        elif url.scheme() in ("http", "https", "mailto"):
-            QDesktopServices.openUrl(url)
+        else:
+            self.confirm_link(url)
+
+    # ------------------------------------------------------------------ untrusted content
+
+    def loadResource(self, kind: int, url: QUrl):
+        """Refuse every resource. Qt would otherwise read an image (or style sheet) named by
+        the reply from disk, on the UI thread: /dev/zero, a FIFO, a huge file. Lantern's own
+        rich text needs none; a document that did would add it with addResource, which is
+        answered before this is asked. (The document refuses too: NoResourceDocument.)"""
+        log.debug("not loading %s named in a message", url.toString()[:200])
+        return None
+
+    @staticmethod
+    def link_target(url: QUrl) -> str:
+        # Fully encoded: nothing hidden by the link's text, a look-alike host shows its
+        # punycode, and no character of the target can be read as markup.
+        return url.toString(QUrl.FullyEncoded)
+
+    def _show_target(self, url: QUrl) -> None:
+        target = "" if url.isEmpty() or url.scheme() in (COPY_SCHEME, CITE_SCHEME) else self.link_target(url)
+        self.setToolTip(target)
+        if target:
+            QToolTip.showText(QCursor.pos(), target, self)
+
+    def confirm_link(self, url: QUrl) -> QMessageBox:
+        """Ask before opening ``url``, showing its whole target; a kind of link Lantern does
+        not open (a local file, anything but web and mail) is shown and not opened."""
+        if self.link_box is not None:
+            self.link_box.close()
+        target = self.link_target(url)
+        box = QMessageBox(self.window())
+        box.setObjectName("linkConfirm")
+        box.setTextFormat(Qt.PlainText)
+        box.setWindowTitle("Open link")
+        openable = url.scheme().lower() in OPENABLE_SCHEMES and url.isValid()
+        if openable:
+            box.setIcon(QMessageBox.Question)
+            box.setText(f"Open this link from the reply?\n\n{target}")
+            open_button = box.addButton("Open link", QMessageBox.AcceptRole)
+            box.addButton(QMessageBox.Cancel)
+            box.setDefaultButton(QMessageBox.Cancel)
+        else:
+            box.setIcon(QMessageBox.Information)
+            box.setText(f"Lantern opens only web and mail links from a reply. This one was not opened:\n\n{target}")
+            open_button = None
+            box.addButton(QMessageBox.Close)
+        copy_button = box.addButton("Copy link", QMessageBox.ActionRole)
+
+        def answered(button) -> None:
+            if button is copy_button:
+                QGuiApplication.clipboard().setText(target)
+            elif open_button is not None and button is open_button:
+                log.info("opening a link from a reply: %s", target[:200])
+                QDesktopServices.openUrl(url)
+                self.link_opened.emit(url)
+
+        box.buttonClicked.connect(answered)
+        box.finished.connect(lambda _=0: setattr(self, "link_box", None))
+        self.link_box = box
+        box.open()
+        return box
 
 
 def _small_button(text: str, tip: str) -> QToolButton:
@@ -166,6 +245,7 @@ class MessageCard(QFrame):
         head.setSpacing(8)
         self.role_label = QLabel("You" if role == "user" else "Assistant")
         self.role_label.setObjectName("roleLabel")
+        self.role_label.setTextFormat(Qt.PlainText)
         self.left_out_label = QLabel(LEFT_OUT_LABEL)
         self.left_out_label.setObjectName("leftOutLabel")
         self.left_out_label.hide()
@@ -185,6 +265,7 @@ class MessageCard(QFrame):
         # Values in the answer that no source sent to the model holds (the engine checks).
         self.unsourced_label = QLabel()
         self.unsourced_label.setObjectName("unsourcedWarning")
+        self.unsourced_label.setTextFormat(Qt.PlainText)   # engine text: never markup
         self.unsourced_label.setWordWrap(True)
         self.unsourced_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.unsourced_label.hide()
@@ -203,10 +284,12 @@ class MessageCard(QFrame):
         foot.setSpacing(6)
         self.marker = QLabel()
         self.marker.setObjectName("statusMarker")
+        self.marker.setTextFormat(Qt.PlainText)            # error messages name files: never markup
         self.marker.setWordWrap(True)
         self.marker.hide()
         self.stats = QLabel()
         self.stats.setObjectName("statsLabel")
+        self.stats.setTextFormat(Qt.PlainText)
         self.copy_button = _small_button("Copy", "Copy this message")
         self.copy_button.clicked.connect(self.copy_text)
         self.regenerate_button = _small_button("Regenerate", "Write this reply again (Ctrl+Shift+R)")
@@ -416,6 +499,7 @@ class Notice(QLabel):
         super().__init__(text, parent)
         self.kind = kind
         self.setObjectName("inlineNotice")
+        self.setTextFormat(Qt.PlainText)
         self.setProperty("kind", kind)
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextSelectableByMouse)

@@ -7,6 +7,7 @@ the citation instead, and says so: a citation must never open onto the wrong lin
 
 from __future__ import annotations
 
+import html
 import logging
 from pathlib import Path
 
@@ -73,7 +74,7 @@ class SourceViewer(QDialog):
         lay.setContentsMargins(16, 14, 16, 12)
         lay.setSpacing(8)
 
-        self.title = QLabel(f"<b>[{citation.get('n', '?')}] {location(citation)}</b>")
+        self.title = QLabel(f"<b>[{html.escape(str(citation.get('n', '?')))}] {html.escape(location(citation))}</b>")
         self.title.setObjectName("viewerTitle")
         self.path_label = QLabel(str(citation.get("path", "")))
         self.path_label.setObjectName("viewerPath")
