@@ -33,8 +33,10 @@ class RetrievalIndex:
     def __init__(self, data_dir: Path, chroma_url: str = "", embedder=None):
         self.data_dir = data_dir
         self.manifest = Manifest(data_dir / "manifest.sqlite")
-        self.store = VectorStore(data_dir / "chroma", url=chroma_url)
         self.embedder = embedder or MiniLMEmbedder()
+        # The store is a cache: damaged, it is set aside and refilled from the manifest.
+        self.store = VectorStore(data_dir / "chroma", url=chroma_url,
+                                 refill=lambda store: Indexer(self.manifest, store, self.embedder).restore_all())
         self.retriever = Retriever(self.manifest, self.store, self.embedder)
 
     def close(self) -> None:
@@ -196,6 +198,7 @@ class RetrievalSessions:
             emit(p.Cancelled(id=cmd.id))
             return
         summary = asdict(report)
+        summary["notices"] = idx.store.take_notices()
         summary["chunks"] = idx.manifest.chunk_count(cmd.collection or "default")
         summary["collection"] = cmd.collection or "default"
         emit(p.IndexDone(id=cmd.id, summary=summary))
