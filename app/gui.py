@@ -23,7 +23,7 @@ from pathlib import Path
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import QApplication
 
-from app.conversations import ConversationStore
+from app.conversations import ConversationStore, open_store
 from app.paths import Paths
 from app.settings import Settings
 from engine import residency
@@ -108,7 +108,7 @@ def create_window(paths: Paths, *, start_engine: bool = True, settings: Settings
     create_app()
     configure_logging(paths)
     settings = settings or Settings(paths.settings_file)
-    store = store or ConversationStore(paths.conversations_db)
+    store = store or open_store(paths.conversations_db)
     client = client or EngineClient(None, engine_log_path=str(paths.engine_log), python=engine_python(),
                                     extra_env=engine_env(paths))
     return MainWindow(paths, settings, store, client, start_engine=start_engine)

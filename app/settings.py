@@ -71,14 +71,33 @@ def _v1_to_v2(data: dict) -> dict:
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
 
 
-def _merge(defaults: dict, data: dict) -> dict:
+def _merge(defaults: dict, data: dict, ignored: list[str] | None = None, where: str = "") -> dict:
+    """``defaults`` overlaid with ``data``. A value of the wrong kind for a known setting (text
+    where a number belongs) is left out and its name added to ``ignored``; unknown settings
+    are kept as they are (a newer version's, or the person's)."""
     out = copy.deepcopy(defaults)
     for k, v in data.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
+        name = f"{where}{k}"
+        known = out.get(k)
+        if isinstance(known, dict):
+            if isinstance(v, dict):
+                out[k] = _merge(known, v, ignored, f"{name}.")
+            elif ignored is not None:
+                ignored.append(name)
+        elif k in out and not _same_kind(known, v):
+            if ignored is not None:
+                ignored.append(name)
         else:
             out[k] = v
     return out
+
+
+def _same_kind(default, value) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and (isinstance(default, float) or isinstance(value, int))
+    return isinstance(value, type(default))
 
 
 def migrate(data: dict) -> dict:
@@ -95,6 +114,7 @@ class Settings:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.problem = ""  # set when the file was unreadable and defaults were used
+        self.read_only = False  # a newer version's file: read, never written over
         self.data = self._read()
 
     def _read(self) -> dict:
@@ -103,8 +123,17 @@ class Settings:
         try:
             with open(self.path, "rb") as f:
                 raw = tomllib.load(f)
-            return _merge(DEFAULTS, migrate(raw))
-        except (OSError, ValueError, tomllib.TOMLDecodeError) as e:
+            version = raw.get("version", 1)
+            if isinstance(version, int) and not isinstance(version, bool) and version > SETTINGS_VERSION:
+                return self._read_newer(raw, version)
+            ignored: list[str] = []
+            data = _merge(DEFAULTS, migrate(raw), ignored)
+            if ignored:
+                self.problem = (f"Some settings in {self.path} have values this Lantern cannot use "
+                                f"({', '.join(ignored)}); their defaults are used instead.")
+                log.warning(self.problem)
+            return data
+        except (OSError, ValueError, TypeError, tomllib.TOMLDecodeError) as e:
             # Never lose the person's file: keep it aside and start from defaults.
             backup = self.path.with_suffix(".toml.bad")
             try:
@@ -114,6 +143,18 @@ class Settings:
             self.problem = f"Settings file {self.path} could not be read ({e}); it was kept as {backup} and defaults are used."
             log.warning(self.problem)
             return copy.deepcopy(DEFAULTS)
+
+    def _read_newer(self, raw: dict, version: int) -> dict:
+        """A file from a newer Lantern: use every setting this version knows, keep the file
+        exactly as it is (the newer version will want all of it back), and save nothing."""
+        self.read_only = True
+        data = _merge(DEFAULTS, raw)
+        data["version"] = SETTINGS_VERSION
+        self.problem = (f"Settings file {self.path} was written by a newer version of Lantern (settings version "
+                        f"{version}; this one reads {SETTINGS_VERSION}). The settings this version knows are used; "
+                        "the file is left as it is, so changes made now last until Lantern closes.")
+        log.warning(self.problem)
+        return data
 
     def get(self, section: str, key: str) -> Any:
         return self.data.get(section, {}).get(key, DEFAULTS.get(section, {}).get(key))
@@ -125,6 +166,9 @@ class Settings:
         return dict(self.data["chat"])
 
     def save(self) -> None:
+        if self.read_only:
+            log.info("not saving settings over %s, written by a newer Lantern", self.path)
+            return
         # Write then rename, so a crash mid-write leaves the old file, never half a file.
         tmp = self.path.with_suffix(".toml.tmp")
         with open(tmp, "wb") as f:

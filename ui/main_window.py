@@ -79,7 +79,12 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
 
         if settings.problem:
-            self.banners.show_banner("settings", "warning", "Your settings could not be read", settings.problem)
+            title = ("Your settings come from a newer Lantern" if getattr(settings, "read_only", False)
+                     else "Your settings could not be read")
+            self.banners.show_banner("settings", "warning", title, settings.problem)
+        if getattr(store, "problem", ""):
+            self.banners.show_banner("conversations", "warning", "Your conversations file could not be opened as it "
+                                     "was", store.problem)
         if store.recovered_interrupted:
             n = store.recovered_interrupted
             self.banners.show_banner(
