@@ -1,0 +1,37 @@
+"""Files Lantern leaves out are named in the window's sources panel with the reason, in words:
+files a reader fails on, and links that lead out of the added folder."""
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_panel_says_which_files_were_left_out_and_why(make_window, qtbot, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("token elderberry-9134\n")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a1-unbalanced.csv").write_text('time,msg\n2024-01-01 10:00:00,"start\n' + "x" * 200_000 + "\n")
+    (logs / "a2-future.jsonl").write_text('{"ts": 1e17, "msg": "far future"}\n{"ts": 1700000000, "msg": "ok"}\n')
+    os.symlink(secret, logs / "link.log")
+    (logs / "z-good.log").write_text("2024-06-21 10:00:00 INFO service started kumquat-7731 on node-3\n")
+    window = make_window(wait_model=False)
+    panel = window.sources.panel
+    finished, failed = [], []
+    window.client.index_finished.connect(finished.append)
+    window.client.request_failed.connect(lambda rid, kind, msg: failed.append((rid, kind, msg)))
+    window.sources.add_sources([str(logs)])
+    qtbot.waitUntil(lambda: bool(finished or failed), timeout=120_000)
+    assert finished and not failed, failed
+    assert finished[0]["summary"]["files"] == 1
+    qtbot.waitUntil(lambda: len(panel.sources) == 4, timeout=30_000)
+    statuses = {os.path.basename(s["path"]): s["status"] for s in panel.sources}
+    assert statuses == {"a1-unbalanced.csv": "skipped", "a2-future.jsonl": "skipped", "link.log": "skipped",
+                        "z-good.log": "indexed"}
+    text = panel.skipped_label.text()
+    assert panel.skipped_label.isVisible()
+    assert "a1-unbalanced.csv: a CSV field is larger than the field limit" in text
+    assert "a2-future.jsonl: a date, time or number in it cannot be read" in text
+    assert "link.log: a symbolic link to" in text and "outside the folder you added" in text
