@@ -145,6 +145,23 @@ class Manifest:
             raise EngineError(ErrorKind.INDEX_IO,
                               f"The index file {self.path} cannot be opened ({e}). Check that the data folder "
                               f"is writable, or move the file away to rebuild the index.") from None
+        self._document_columns()
+
+    def _document_columns(self) -> None:
+        """What a document chunk knows beyond its text: the title path of its section
+        (``heading``) and whether it is a contents or index page (``toc``: navigation, searchable
+        but ranked low). Added in place to an index from before they were kept; its chunks read
+        as '' and 0 until their files are indexed again."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}
+        try:
+            if "heading" not in have:
+                self.db.execute("ALTER TABLE chunks ADD COLUMN heading TEXT DEFAULT ''")
+            if "toc" not in have:
+                self.db.execute("ALTER TABLE chunks ADD COLUMN toc INTEGER DEFAULT 0")
+        except sqlite3.Error as e:
+            raise EngineError(ErrorKind.INDEX_IO,
+                              f"The index file {self.path} cannot be updated ({e}). Check that the data folder "
+                              f"is writable, or move the file away to rebuild the index.") from None
 
     def close(self) -> None:
         self.db.close()
@@ -245,10 +262,11 @@ class Manifest:
         for c in chunks:
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO chunks (id, collection, path, stream_id, line_start, line_end, page, text, "
-                "records, t_min, t_max, levels, max_level, embed_texts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "records, t_min, t_max, levels, max_level, embed_texts, heading, toc) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (c.id, collection, path, stream_id, c.line_start, c.line_end, c.page, c.text,
                  json.dumps(c.records), c.t_min, c.t_max, "," + ",".join(c.levels) + ",", c.max_level_rank,
-                 json.dumps(c.embed_texts)))
+                 json.dumps(c.embed_texts), c.heading, int(c.toc)))
             if cur.rowcount:
                 self.db.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)",
                                 (cur.lastrowid, lexical.index_text(c.text)))

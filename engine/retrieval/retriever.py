@@ -21,7 +21,7 @@ from datetime import datetime
 
 import numpy as np
 
-from engine.retrieval import lexical, query as query_mod, ranking
+from engine.retrieval import lexical, prose, query as query_mod, ranking
 from engine.retrieval.embedder import Embedder
 from engine.retrieval.indexer import glob_match
 from engine.retrieval.logformat import LEVEL_RANK
@@ -95,6 +95,7 @@ class Hit:
     text: str
     chunk_id: str = ""
     epoch: float | None = None   # the record's time, when it has one
+    heading: str = ""            # a document's section, as a title path ("2 Installing R > Installation")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -208,6 +209,7 @@ class Retriever:
             return []
         rows = self._rows(list(dict.fromkeys(candidates + timed)))
         words = ranking.Words(text, self.doc_freq(lexical.match_terms(text)), self._n_docs(), self._prefix_freq)
+        prose_words = prose.ProseWords(words)
         meaning = self._meanings(rows, qvec, f.collection)
         # Records are scored in the chunks that can win: those in the time the question names,
         # and the best of the rest by their chunk's words, meaning and field (scoring every
@@ -218,10 +220,14 @@ class Retriever:
         scored = []
         for rowid in dict.fromkeys([r for r in timed if r in rows] + pre[:RECORD_SCORED]):
             row = rows[rowid]
-            hit, feats = self._best_record(row, words, meaning.get(rowid, 0.0), when, fields, intent.level_boost, f)
+            if prose.is_prose(row):
+                hit, feats = self._best_block(row, prose_words, meaning.get(rowid, 0.0), fields, f)
+            else:
+                hit, feats = self._best_record(row, words, meaning.get(rowid, 0.0), when, fields, intent.level_boost, f)
             if hit is not None:
                 scored.append((feats.score, rowid, hit, feats))
         scored.sort(key=lambda x: (-x[0], x[1]))
+        scored = prose.one_per_page(scored, rows)
         out = []
         for score, rowid, hit, feats in scored[:k]:
             hit.score = round(score, 6)
@@ -441,13 +447,17 @@ class Retriever:
         return out
 
     def _rows(self, rowids: list[int]) -> dict[int, dict]:
-        q = (f"SELECT rowid, id, path, line_start, line_end, page, text, records, max_level, vec FROM chunks "
-             f"WHERE rowid IN ({','.join('?' * len(rowids))})")
+        # The source's kind tells prose from log records (``prose.is_prose``).
+        q = (f"SELECT c.rowid, c.id, c.path, c.line_start, c.line_end, c.page, c.text, c.records, c.max_level, c.vec, "
+             f"c.heading, c.toc, s.kind FROM chunks c LEFT JOIN sources s ON s.collection = c.collection "
+             f"AND s.path = c.path WHERE c.rowid IN ({','.join('?' * len(rowids))})")
         out = {}
-        for rowid, cid, path, ls, le, page, text, records, max_level, vec in self.manifest.db.execute(q, rowids):
+        for (rowid, cid, path, ls, le, page, text, records, max_level, vec,
+             heading, toc, kind) in self.manifest.db.execute(q, rowids):
             out[rowid] = {"id": cid, "path": path, "line_start": ls, "line_end": le, "page": page, "text": text,
                           "records": json.loads(records or "[]"), "vec": vec,
-                          "max_level": max_level if max_level is not None else -1}
+                          "max_level": max_level if max_level is not None else -1,
+                          "heading": heading or "", "toc": bool(toc), "kind": kind or ""}
         return out
 
     # ------------------------------------------------------------------ narrowing
@@ -473,6 +483,18 @@ class Retriever:
             return None, ranking.Features(0, 0, 0, 0, 0)
         ls, le, epoch, _, a, b = records[best]
         return Hit(row["path"], ls, le, row["page"], 0.0, row["text"][a:b], row["id"], epoch), best_feats
+
+    @staticmethod
+    def _best_block(row: dict, words: prose.ProseWords, meaning: float, fields: ranking.Fields,
+                    f: Filters) -> tuple[Hit | None, ranking.Features]:
+        """A document chunk: scored whole (``prose``), citing its best block. Prose has no time
+        or level, so an explicit time or level filter leaves it out."""
+        if not Retriever._eligible(None, None, f):
+            return None, ranking.Features(0, 0, 0, 0, 0)
+        i, feats = prose.best_block(row, words, meaning, fields.match(row["path"], ""))
+        records = row["records"] or [[row["line_start"], row["line_end"], None, None, 0, len(row["text"])]]
+        ls, le, _, _, a, b = records[i]
+        return Hit(row["path"], ls, le, row["page"], 0.0, row["text"][a:b], row["id"], None, row["heading"]), feats
 
     @staticmethod
     def _eligible(epoch: float | None, level: str | None, f: Filters) -> bool:
