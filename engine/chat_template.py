@@ -7,9 +7,10 @@ is missing, does not compile, or breaks the sandbox rules is replaced by ChatML,
 small instruct models understand, and the reason is reported so the UI can tell the person.
 
 The sandbox bounds what a template may touch, not how long it runs or how much it writes, so
-rendering is capped too: a deadline (``RENDER_TIMEOUT_S``) that interrupts the render, and a size budget for the output and for every string the template
-builds on the way (repetition, concatenation, joins, padding). A template that goes past a cap
-while being tried at load time fails the load with a message naming the model's template.
+rendering is capped too: a deadline (``RENDER_TIMEOUT_S``) that interrupts the render, and a
+size budget for the output and for every string the template builds on the way (repetition,
+concatenation, joins, padding). A template that goes past a cap while being tried at load
+time fails the load with a message naming the model's template.
 
 The template writes the control tokens (``<|im_start|>``); the messages are the person's text
 and their sources' text, which must never become control tokens however they are spelled.
@@ -19,10 +20,10 @@ and their sources' text, which must never become control tokens however they are
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import re
-import ctypes
 import secrets
 import threading
 from dataclasses import dataclass
