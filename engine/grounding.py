@@ -155,7 +155,7 @@ def starts_with_marker(text: str) -> bool:
 #   2. if that too says nothing, the top record itself, labelled as such: it is what the
 #      retriever judged best, it is quoted, not invented, and the person can read the value off
 #      it, which "[1]" alone does not let them do.
-RETRY_SYSTEM = "Answer the question from the log excerpt in one short sentence. Give the exact value asked for."
+RETRY_SYSTEM = "Answer the question from the log excerpt in one short sentence. Give the exact {what} asked for."
 RETRY_RECORD_CHARS = 2000
 RETRY_MAX_TOKENS = 160
 # Tokens that begin with these may not start a sourced answer (logit ban on the first tokens):
@@ -164,12 +164,12 @@ NO_LEAD = "["
 RECORD_LINES = 12
 
 
-def retry_messages(question: str, chunk: SourceChunk) -> list[dict]:
-    """The plainer prompt: the top record and the question, nothing else."""
+def retry_messages(question: str, chunk: SourceChunk, kind: str = "") -> list[dict]:
+    """The plainer prompt: one record and the question, nothing else."""
     text = chunk.text.rstrip()[:RETRY_RECORD_CHARS]
     fence = _fence(text)
-    return [{"role": "system", "content": RETRY_SYSTEM},
-            {"role": "user", "content": f"Log excerpt from {short_location(chunk)}:\n{fence}\n{text}\n{fence}\n\n"
+    return [{"role": "system", "content": RETRY_SYSTEM.format(what=KIND_WORDS.get(kind, "value"))},
+            {"role": "user", "content": f"Log excerpt:\n{fence}\n{text}\n{fence}\n\n"
                                         f"{question}"}]
 
 
@@ -197,14 +197,144 @@ def attributed(answer: str, sources: list[SourceChunk]) -> int:
     return 0
 
 
-def record_answer(chunk: SourceChunk, n: int = 1) -> str:
-    """The reply when the model said nothing in words: the cited record, quoted and labelled."""
+def record_answer(chunk: SourceChunk, n: int = 1, kind: str = "") -> str:
+    """The reply when the model stated nothing: the record, quoted and labelled."""
     lines = chunk.text.rstrip().split("\n")
     shown = lines[:RECORD_LINES]
     text = "\n".join(shown) + (f"\n… ({len(lines) - RECORD_LINES} more lines)" if len(lines) > RECORD_LINES else "")
     fence = _fence(text)
-    return (f"The model gave no answer in words. The best-matching record is {short_location(chunk)} [{n}]:\n\n"
-            f"{fence}\n{text}\n{fence}")
+    said = (f"The model did not state the {KIND_WORDS[kind]} from the sources." if kind in KIND_WORDS
+            else "The model gave no answer in words.")
+    return f"{said} The best-matching record is {short_location(chunk)} [{n}]:\n\n{fence}\n{text}\n{fence}"
+
+
+# ---------------------------------------------------------------------------- what was asked
+
+# A question that asks for a value ("Which IP ...", "What user name ...", '"..." - which queue
+# id?') is answered only by a reply that states one: a value of that kind, copied from a source
+# sent, not from the question. The small models' failures seen on real logs were replies with
+# no such value at all: "[1]", the source's place ("access.log.2.gz:174 [1]"), or a value the
+# question itself holds (the quoted line's other address). Those are not shown as answers.
+_ASK = re.compile(r"\b(?:which|what)\b((?:\s+[\w-]+){0,4})", re.I)
+_TYPED = (  # (kind, noun pattern), first match in the question's "which/what ..." phrase wins
+    ("status", r"(?:http\s+)?status(?:\s+code)?|(?:http|response|reply)\s+code|code"),
+    ("port", r"port(?:\s+number)?"),
+    ("ip", r"ip(?:\s+address)?|ipv[46](?:\s+address)?|"
+           r"(?<!mail )(?<!e-mail )(?<!email )(?<!mac )(?<!recipient )(?<!sender )address"),
+)
+# Nouns of the values people ask logs for whose shape is not fixed: any token a source holds.
+_FILES = r"file(?:\s*name)?|filename|path|url|uri|directory|folder"
+_NOUNS = (r"user(?:\s*name)?|username|account|login|recipient|sender|e-?mail|mailbox|"
+          r"database|db|table|host(?:\s*name)?|hostname|server|domain|"
+          r"name|id|identifier|client|queue|process|pid|program|daemon|command|version|device|"
+          r"interface|key|session|message|error|package|service|node|container|job|certificate")
+_HTTPISH = re.compile(r"(?i)http|code|request|web|url|page|nginx|apache|httpd|lighttpd|"
+                      r"haproxy|squid|proxy|cups|return|sen[dt]|respon")
+KIND_WORDS = {"ip": "IP address", "port": "port", "status": "status code", "file": "file or path",
+              "value": "value"}
+
+
+def asked_kind(question: str) -> str:
+    """The kind of value ``question`` asks for: "ip", "port", "status" (an HTTP-style code),
+    "file" (a file name, path or URL), "value" (a name, id, address... of no fixed shape) or ""
+    (not a question for a value: why, how, yes or no)."""
+    for m in _ASK.finditer(question):
+        phrase = m.group(1).lower()
+        best = None
+        # A typed noun names the value ("which client IP"); other nouns only say one is asked for.
+        for group in (_TYPED, (("file", _FILES), ("value", _NOUNS))):
+            for kind, pattern in group:
+                hit = re.search(rf"\b(?:{pattern})s?\b", phrase)
+                if hit and (best is None or hit.start() < best[0]):
+                    best = (hit.start(), kind)
+            if best:
+                break
+        if best:
+            # "status" alone may be a mail's ("deferred"); a code is what a request is answered with.
+            if best[1] == "status" and not _HTTPISH.search(question):
+                return "value"
+            return best[1]
+    return ""
+
+
+_TOKEN = re.compile(r"[\w.:/@~+%<>\[\]=-]+")
+_EDGE = "\"'.,:;!?()<>[]{}`"
+# Words that state nothing by themselves.
+_FILLER = frozenset("""a an the is was were be been it its this that these those of in on at to from for by
+with and or as which what who whose where when record records source sources log logs line lines entry
+answer value file files named name shows show says say given gives there here not no none found i we
+you they he she their our your my me ip address user http status code port id""".split())
+
+
+def _location_spans(text: str, sources: list[SourceChunk]) -> str:
+    """``text`` with the sources' places ("access.log.2.gz:174", "mail.log", "line 174") blanked."""
+    names = set()
+    for c in sources:
+        base = os.path.basename(c.path) or c.path
+        names |= {short_location(c), base, c.path, c.location()}
+    for name in sorted(names, key=len, reverse=True):
+        text = re.sub(re.escape(name) + r"(?::\d+(?:-\d+)?)?", " ", text)
+    return re.sub(r"(?i)\blines?\s+\d+(?:\s*(?:-|to|and)\s*\d+)?", " ", text)
+
+
+def says_nothing(text: str, sources: list[SourceChunk]) -> bool:
+    """Whether a reply holds nothing beyond citation markers and the sources' places: "[1]",
+    "access.log.2.gz:174 [1]", "See mail.log, line 2 [1]."."""
+    return markers_only(_location_spans(text, sources))
+
+
+def _words(text: str) -> set[str]:
+    return {t.strip(_EDGE).lower() for t in _TOKEN.findall(text)} - {""}
+
+
+def stated_values(text: str, kind: str, sources: list[SourceChunk], question: str = "",
+                  final: bool = True) -> list[str]:
+    """The values of ``kind`` that ``text`` states, copied from a source and not from the
+    question, in order. While a reply streams (``final`` false) its last token may still grow
+    (a stream cut at "198.51.100" is not an address yet), so it is left out."""
+    body = _MARKERS.sub(" ", text)
+    if kind != "file":      # a file is a fair answer to "which file"
+        body = _location_spans(body, sources)
+    if not final:
+        body = re.sub(r"\S+$", "", body)
+    out: list[str] = []
+    if kind == "ip":
+        asked = {ip for _w, ip, _p in addresses(question)}
+        held = {ip for c in sources for _w, ip, _p in addresses(c.text)}
+        for written, ip, _port in addresses(body):
+            if ip in held and ip not in asked and written not in out:
+                out.append(written)
+        return out
+    asked_words = _words(question)
+    texts = "\n".join([c.text for c in sources] + ([c.path for c in sources] if kind == "file" else []))
+    held_words = _words(texts)
+    for m in _TOKEN.finditer(body):
+        tok = m.group(0).strip(_EDGE)
+        low = tok.lower()
+        if not tok or low in asked_words or low in _FILLER or low in out:
+            continue
+        if kind == "port" and not (tok.isdigit() and 0 < int(tok) < 65536):
+            continue
+        if kind == "status" and not re.fullmatch(r"[1-5]\d\d", tok):
+            continue
+        if low in held_words or (len(tok) >= 4 and tok in texts):
+            out.append(low)
+    return out
+
+
+def answer_source(kind: str, sources: list[SourceChunk], question: str) -> int:
+    """The [n] to ask again with alone: the first source holding a value of ``kind`` that the
+    question does not (an address for "which IP"), else [1]."""
+    if kind in ("ip", "status", "port"):
+        q_ips = {ip for _w, ip, _p in addresses(question)}
+        for i, c in enumerate(sources):
+            if kind == "ip" and {ip for _w, ip, _p in addresses(c.text)} - q_ips:
+                return i + 1
+            if kind == "status" and re.search(r"(?<![\d.:])[1-5]\d\d(?![\d.:])", c.text):
+                return i + 1
+            if kind == "port" and re.search(r"\bport\b|:\d{1,5}\b", c.text):
+                return i + 1
+    return 1
 
 
 # ---------------------------------------------------------------------------- checking values
@@ -306,3 +436,26 @@ class SourcePrompt:
             found=self.found,
             budget=dict(r.breakdown, relevant=self.relevant),
         )
+
+
+class Answer:
+    """The checks on one sourced reply and its retry: what the question asks for, and whether a
+    reply (so far) states it."""
+
+    def __init__(self, question: str):
+        self.question = question
+        self.kind = asked_kind(question)
+        self.texts: list[str] = []    # each generation's whole text, shown or not
+
+    def ready(self, text: str, sources: list[SourceChunk], final: bool = True) -> bool:
+        """Whether ``text`` may be shown: it states a value of the asked kind from ``sources``
+        (a question for a value), or anything beyond markers and places (any other question).
+        With no sources sent there is nothing to check against: everything is shown."""
+        if not sources:
+            return True
+        if self.kind:
+            return bool(stated_values(text, self.kind, sources, self.question, final))
+        return not says_nothing(text if final else re.sub(r"\S+$", "", text), sources)
+
+    def retry_source(self, sources: list[SourceChunk]) -> int:
+        return answer_source(self.kind, sources, self.question)

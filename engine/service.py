@@ -327,57 +327,66 @@ class EngineService:
         """Stream an answer from sources; returns (fallback, completion tokens, ms to the first
         token shown).
 
-        A start that is only citation markers ("[1]") is held back, not streamed: if the whole
-        reply turns out to be markers only, the person sees the fallback (see engine/grounding.py)
-        instead of "[1]" followed by it.
+        A reply is held back until it states something (``grounding.Answer.ready``): for a
+        question asking for a value ("which IP ..."), a value of that kind copied from a source;
+        otherwise anything beyond citation markers and the sources' places. A reply that never
+        does is not shown: the person gets the plainer retry or the record itself instead (see
+        engine/grounding.py), never "[1]" or "access.log:174 [1]" followed by it.
         """
         from engine import grounding
 
         t0 = time.perf_counter()
         first: list[float] = []
+        question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        check = grounding.Answer(question)
 
-        def held(pieces) -> str:
+        def held(pieces, sources) -> bool:
             text, showing = "", False
             for piece in pieces:
                 text += piece
                 if showing:
                     emit(piece)
-                elif not grounding.starts_with_marker(text):
+                elif check.ready(text, sources(), final=False):
                     first.append(time.perf_counter())
                     emit(text)
                     showing = True
-            if not showing and not grounding.markers_only(text):
+            if not showing and check.ready(text, sources(), final=True):
                 first.append(time.perf_counter())
-                emit(text)      # an unfinished marker ("[1") is still text to show
-            return text
+                emit(text)
+                showing = True
+            check.texts.append(text)
+            return showing
 
         def ms() -> float:
             return ((first[0] if first else time.perf_counter()) - t0) * 1000
 
-        text = held(self.backend.stream(messages, sampling, cancel, on_fitted=on_fitted, fit=fit.fit,
-                                        no_lead=grounding.NO_LEAD))
+        shown = held(self.backend.stream(messages, sampling, cancel, on_fitted=on_fitted, fit=fit.fit,
+                                         no_lead=grounding.NO_LEAD), lambda: fit.sent)
         tokens = self.backend.last_result.completion_tokens
         sent = fit.sent
-        if not sent or not grounding.markers_only(text):
+        text = check.texts[-1]
+        if not sent or shown:
             # Words but no marker: cite the source that holds the answer's value, if one does.
             n = grounding.attributed(text, sent) if sent and grounding.marker_suffix(text) else 0
             if n:
                 emit(f" [{n}]")
             return "", tokens, ms()
-        log.info("the answer was markers only (%r); asking again with the top record alone", text[:40])
-        question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        n = check.retry_source(sent)
+        top = sent[n - 1]
+        log.info("the answer stated no %s from the sources (%r); asking again with [%d] alone",
+                 check.kind or "words", text[:60], n)
         retry_sampling = dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, grounding.RETRY_MAX_TOKENS))
         try:
-            again = held(self.backend.stream(grounding.retry_messages(question, sent[0]), retry_sampling, cancel,
-                                             no_lead=grounding.NO_LEAD))
+            shown = held(self.backend.stream(grounding.retry_messages(question, top, check.kind), retry_sampling,
+                                             cancel, no_lead=grounding.NO_LEAD), lambda: [top])
             tokens += self.backend.last_result.completion_tokens
         except p.EngineError as e:   # the record alone does not fit the context: quote it instead
             log.info("the plainer prompt could not run: %s", e.message)
-            again = ""
-        if not grounding.markers_only(again):
-            emit(grounding.marker_suffix(again))
+            shown = False
+        if shown:
+            emit(grounding.marker_suffix(check.texts[-1], n))
             return "retry", tokens, ms()
-        log.info("the plainer prompt said nothing either (%r); showing the record", again[:40])
+        log.info("the plainer prompt stated nothing either (%r); showing the record", check.texts[-1][:60])
         first.append(time.perf_counter())
-        emit(("\n\n" if first[:-1] else "") + grounding.record_answer(sent[0]))
+        emit(grounding.record_answer(top, n, check.kind))
         return "record", tokens, ms()

@@ -50,8 +50,8 @@ def link_markers(html_text: str, numbers: set[int]) -> str:
 
 
 FALLBACK_NOTES = {
-    "retry": "the first answer was only a citation; asked again with source [1] alone",
-    "record": "the model gave no answer in words; showing source [1]",
+    "retry": "the first answer stated nothing from the sources; asked again with one source alone",
+    "record": "the model stated nothing from the sources; showing the best-matching source",
 }
 
 

@@ -94,7 +94,7 @@ def test_an_unsourced_address_is_warned_about_under_the_reply(qtbot):
     qtbot.waitExposed(card)
     assert card.unsourced_label.isVisible()
     assert "192.0.2.7 is not in any source" in card.unsourced_label.text()
-    assert "asked again with source [1] alone" in card.stats.text()
+    assert "asked again with one source alone" in card.stats.text()
     card.set_status(conv.COMPLETE, STATS)
     assert not card.unsourced_label.isVisible() and "asked again" not in card.stats.text()
 

@@ -247,5 +247,115 @@ def test_with_no_source_found_any_address_is_unsourced():
 def test_an_answer_in_words_without_a_marker_cites_the_source_holding_its_value():
     done, _ = answer(["The address was 198.51.100.9."], chunks=(OTHER, RECORD))
     assert done.text == "The address was 198.51.100.9. [2]" and done.fallback == ""
-    done, _ = answer(["It was a failed login."])
+    done, _ = answer(["It was a failed login."], question="What happened at 03:10:56?")
     assert done.text == "It was a failed login."      # no value of a source in it: no marker made up
+
+
+# ---------------------------------------------------------------------------- answers that state the value
+
+# Real records from the daemon-logs bench corpus (nginx, postfix, sshd, vsftpd).
+ACCESS = SourceChunk("/corpus/web1/nginx/access.log.2.gz", 174, 174, None, 1.0,
+                     '203.0.113.77 - - [02/Jul/2014:13:07:50 +0000] "GET /wp-login.php HTTP/1.1" 404 162 "-" '
+                     '"Mozilla/5.0 (compatible; scanner)"')
+SSHD = SourceChunk("/corpus/mx1/auth.log", 5, 5, None, 1.0,
+                   "Apr  7 03:12:05 mx1 sshd[2252]: Failed password for invalid user oracle from 203.0.113.141 "
+                   "port 61544 ssh2")
+XFER = SourceChunk("/corpus/ftp1/xferlog", 9, 9, None, 1.0,
+                   "Thu Mar  3 10:41:07 2016 1 192.0.2.33 5120 /srv/ftp/pub/tundra-7139.tar.gz b _ o r ftpuser ftp 0 * c")
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Which IP address was behind the probe for a missing page on nginx on 2 Jul 13:07:50?", "ip"),
+    ("From which client IP did the failed IMAP login to dovecot come on 15 Jun 23:15?", "ip"),
+    ("What was the source address of the refused SMTP connection?", "ip"),
+    ('"Apr  7 03:10:56 mx1 postfix/smtpd[3120]: warning: unknown[" ... - which IP was this?', "ip"),
+    ("What HTTP status code did nginx send for the request from 203.0.113.77 on 2 Jul 13:07:50?", "status"),
+    ('Seen in nginx\'s log: "203.0.113.77 - - [02/Jul/2014:13:07:50" ... - what status was returned?', "status"),
+    ("What status did the queued mail to billing@example.com get?", "value"),
+    ("What port did sshd accept the login on?", "port"),
+    ("Which user name was used in the failed ssh login on April 7 at 03:12:05?", "value"),
+    ("Which recipient address was rejected in the refused mail on 4 May 10:20?", "value"),
+    ("Which postfix queue id belongs to the deferred mail?", "value"),
+    ("Which file was transferred in the FTP upload on 3 Mar 10:41?", "file"),
+    ("Why did the payment service time out on March 1st around 10:00?", ""),
+    ("Did 203.0.113.9 fail SASL auth?", ""),
+])
+def test_the_kind_of_value_a_question_asks_for(question, kind):
+    assert grounding.asked_kind(question) == kind
+
+
+@pytest.mark.parametrize("text, nothing", [
+    ("access.log.2.gz:174 [1]", True), ("See access.log.2.gz, line 174 [1].", True), ("[1] access.log.2.gz", True),
+    ("The IP was 203.0.113.77 [1].", False), ("It was a scanner [1]", False),
+])
+def test_a_reply_of_the_source_place_alone_says_nothing(text, nothing):
+    assert grounding.says_nothing(text, [ACCESS]) is nothing
+
+
+def test_a_value_counts_when_a_source_holds_it_the_question_does_not_and_it_is_complete():
+    q = "Which IP address was behind the probe for a missing page on nginx on 2 Jul 13:07:50?"
+    assert grounding.stated_values("The IP was 203.0.113.77 [1].", "ip", [ACCESS], q) == ["203.0.113.77"]
+    assert grounding.stated_values("The IP was 203.0.113.7 [1].", "ip", [ACCESS], q) == []      # in no source
+    assert grounding.stated_values("The IP was 203.0.113.77", "ip", [ACCESS], q, final=False) == []  # may grow
+    assert grounding.stated_values("The IP was 203.0.113.77 ", "ip", [ACCESS], q, final=False) == ["203.0.113.77"]
+    # The address the person asked about is not the answer to "which IP".
+    q2 = '"203.0.113.77 - - [02/Jul/2014:13:07:50" ... - which IP was this?'
+    assert grounding.stated_values("It was 203.0.113.77 [1].", "ip", [ACCESS], q2) == []
+    s = "What HTTP status code did nginx send for the request from 203.0.113.77 on 2 Jul 13:07:50?"
+    assert grounding.stated_values("nginx returned 404 [1].", "status", [ACCESS], s) == ["404"]
+    assert grounding.stated_values("The request was from 203.0.113.77 [1].", "status", [ACCESS], s) == []
+    u = "Which user name was used in the failed ssh login on April 7 at 03:12:05?"
+    assert grounding.stated_values("The user name was oracle [1].", "value", [SSHD], u) == ["oracle"]
+    assert grounding.stated_values("auth.log:5 [1]", "value", [SSHD], u) == []
+    assert grounding.stated_values("The failed ssh login used a user name [1]", "value", [SSHD], u) == []
+    f = "Which file was transferred in the FTP upload on 3 Mar 10:41?"
+    assert grounding.stated_values("/srv/ftp/pub/tundra-7139.tar.gz [1]", "file", [XFER], f) == \
+        ["/srv/ftp/pub/tundra-7139.tar.gz"]
+
+
+def test_the_retry_goes_to_the_first_source_that_can_answer():
+    q = "Which IP address was behind the failed login for oracle on April 7 at 03:12:05?"
+    no_ip = SourceChunk("/corpus/mx1/auth.log", 4, 4, None, 2.0, "Apr  7 03:12:04 mx1 sshd[2252]: pam_unix: check pass")
+    assert grounding.answer_source("ip", [no_ip, SSHD], q) == 2
+    assert grounding.answer_source("value", [no_ip, SSHD], q) == 1
+    msgs = grounding.retry_messages(q, SSHD, "ip")
+    assert "IP address" in msgs[0]["content"] and "auth.log" not in msgs[1]["content"]   # no place to copy
+
+
+def test_record_answer_says_which_value_the_model_did_not_state():
+    text = grounding.record_answer(SSHD, 2, "ip")
+    assert text.startswith("The model did not state the IP address from the sources.")
+    assert "auth.log:5 [2]" in text and "203.0.113.141" in text
+
+
+IP_Q = "Which IP address was behind the failed SASL login on April 7 at 03:10:56?"
+
+
+def test_a_reply_naming_only_the_source_place_is_not_shown_the_record_is_asked_again():
+    done, backend = answer(["mail.log:2 [1]", "The IP address was 198.51.100.9."], question=IP_Q)
+    assert done.fallback == "retry" and done.text == "The IP address was 198.51.100.9. [1]"
+    assert "mail.log:2" not in backend.calls[1]["prompt"]
+
+
+def test_a_reply_without_a_sourced_value_of_the_asked_kind_is_replaced():
+    # An address the question itself holds, then one in no source: neither is an answer.
+    done, backend = answer(["It was 203.0.113.9 [1].", "It was 192.0.2.99."],
+                           question="Which IP failed SASL auth just after 203.0.113.9 connected at 03:10:56?")
+    assert done.fallback == "record" and "203.0.113.9 [1]" not in done.text and "192.0.2.99" not in done.text
+    assert done.text.startswith("The model did not state the IP address") and "198.51.100.9" in done.text
+    assert len(backend.calls) == 2
+
+
+def test_a_reply_stating_a_sourced_value_streams_once_the_value_is_complete():
+    events: list = []
+    backend = ScriptedBackend(["The IP address was 198.51.100.9 [1]."])
+    service = EngineService(events.append, backend=backend)
+    service._source_fit = lambda cmd, messages: grounding.SourcePrompt([RECORD, OTHER], found=2)
+    try:
+        service._chat(p.Chat(id="c1", messages=[{"role": "user", "content": IP_Q}],
+                             sampling={"temperature": 0, "max_tokens": 64}, use_sources=True), threading.Event())
+    finally:
+        service.close()
+    tokens = [e.text for e in events if isinstance(e, p.Token)]
+    assert tokens[0] == "The IP address was 198.51.100.9 " and "".join(tokens) == events[-1].text
+    assert events[-1].fallback == "" and len(backend.calls) == 1
