@@ -167,6 +167,9 @@ class Indexer:
         self._cancelled = cancelled
         self.follow_links = follow_links
         self._suspects: dict[str, tuple] = {}
+        # Kinds whose (native) parser was seen crashing in this run: their other files are read
+        # in a child first too, so a folder of such files costs one engine restart, not one each.
+        self._crashing_kinds: set[str] = set()
 
     def index(self, paths: list[str], collection: str = "default", exclude: list[str] = ()) -> IndexReport:
         """Index ``paths``. A file that cannot be read or parsed is skipped with a reason and the
@@ -362,9 +365,12 @@ class Indexer:
         too, the file is skipped (until it changes) instead of taking this engine down; if not,
         the engine died of something else (killed, shut down) and the file is read as usual."""
         key = _stat_key(s.st)
-        if self._suspects.get(s.path) == key:
-            why = probe(args)
+        suspect = self._suspects.get(s.path) == key
+        if suspect or args[0] in self._crashing_kinds:
+            why = probe(args, suspect)
             if why:
+                if args[0] in loaders.DOCUMENT_KINDS:
+                    self._crashing_kinds.add(args[0])
                 raise loaders.SkipFile(why)
         with self.manifest:
             self.manifest.start_reading(collection, s.path, key)
@@ -551,9 +557,10 @@ def failure_reason(e: BaseException, kind: str) -> str:
 PROBE_TIMEOUT_S = 300   # a suspect file read in a child: longer than any real file takes to parse
 
 
-def probe(args: tuple) -> str:
+def probe(args: tuple, died_reading: bool = True) -> str:
     """Read one file as ``read_chunks(*args)`` would, in a child process. '' when the child
-    read it; otherwise why the file is skipped (the child died or hung)."""
+    read it; otherwise why the file is skipped (the child died or hung). ``died_reading``: the
+    engine died reading this file before (else: its parser crashed on another file)."""
     import json
     import signal
     import subprocess
@@ -563,14 +570,15 @@ def probe(args: tuple) -> str:
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH", "")]))
-    log.warning("the engine stopped while reading %s; reading it in a separate process first", path)
+    log.warning("%s; reading %s in a separate process first", "the engine stopped while reading it" if died_reading
+                else f"the {kind} reader crashed on another file", path)
     try:
         done = subprocess.run([sys.executable, "-m", "engine.retrieval.indexer", json.dumps(list(args))],
                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return (f"Lantern's {_KIND_NAMES.get(kind, kind)} reader did not finish this file in {PROBE_TIMEOUT_S} s "
-                f"and the engine stopped while reading it before; {_RETRY}")
+        return (f"Lantern's {_KIND_NAMES.get(kind, kind)} reader did not finish this file in {PROBE_TIMEOUT_S} s"
+                + (" and the engine stopped while reading it before" if died_reading else "") + f"; {_RETRY}")
     except OSError as e:
         log.warning("cannot start a process to read %s (%s); reading it here", path, e)
         return ""
@@ -581,6 +589,8 @@ def probe(args: tuple) -> str:
     except ValueError:
         sig = f"signal {-done.returncode}"
     log.warning("reading %s in a separate process ended with %s", path, sig)
+    if not died_reading:
+        return f"Lantern's {_KIND_NAMES.get(kind, kind)} reader crashes on this file ({sig}); {_RETRY}"
     return (f"Lantern's {_KIND_NAMES.get(kind, kind)} reader crashes on this file ({sig}): the engine "
             f"stopped while reading it, and so did a second try in a separate process; {_RETRY}")
 

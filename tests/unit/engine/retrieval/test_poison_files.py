@@ -224,3 +224,27 @@ def test_a_failed_watch_job_waits_before_it_is_tried_again(tmp_path):
     assert root.next_poll - time.monotonic() > FAILED_BACKOFF_S - 5
     root.next_poll = 0
     assert len(w.poll()) == 1
+
+
+def test_after_a_pdf_crash_the_other_pdfs_of_the_run_are_read_in_a_child(index, tmp_path, monkeypatch):
+    """Three PDFs that crash the PDF reader: the engine dies on the first only. Its restart reads
+    it in a child (dies: skipped), and the other PDFs of that run are read in a child first
+    too, so they cost no more engine restarts; a good PDF still goes in."""
+    pytest.importorskip("fpdf")
+    from test_pdf_docx import write_pdf
+
+    d = tmp_path / "docs"
+    d.mkdir()
+    for name in ("b1.pdf", "b2.pdf", "b3.pdf"):
+        write_pdf(d / name, [["nothing to see"]])
+    write_pdf(d / "good.pdf", [["The plum-3391 cluster was rebuilt on Tuesday."]])
+    st = os.stat(d / "b1.pdf")
+    with index.manifest:
+        index.manifest.start_reading("default", str(d / "b1.pdf"), (st.st_size, st.st_mtime, st.st_ino, st.st_dev))
+    monkeypatch.setenv("PYTHONPATH", str(SEAMS))
+    monkeypatch.setenv("LANTERN_TEST_CRASH_FILE", "b1.pdf,b2.pdf,b3.pdf")
+    report = index.index(d)
+    reasons = {os.path.basename(s["path"]): s["reason"] for s in report.skipped}
+    assert set(reasons) == {"b1.pdf", "b2.pdf", "b3.pdf"} and all("SIGKILL" in r for r in reasons.values())
+    assert "the engine stopped while reading it" in reasons["b1.pdf"]
+    assert index.search("plum-3391", k=1)[0].path == str(d / "good.pdf")
