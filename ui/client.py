@@ -10,6 +10,7 @@ hundred tokens a second, and re-rendering a reply that often would stall the win
 If the engine dies (a native crash, kill -9, out of memory), the client reports it with the
 last lines the engine wrote on stderr, fails the requests that were in flight as
 ``interrupted``, starts a new engine and re-sends the last LoadModel, so the person can go on.
+An index job in flight is sent again, once, to the new engine (it goes on where it stopped).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class EngineClient(QObject):
         self._pending: list[p.Command] = []     # sent before the engine was ready
         self._in_flight: dict[str, p.Command] = {}
         self._last_good_load: p.LoadModel | None = None  # what a restarted engine reloads
+        self._resent: set[str] = set()          # index jobs already sent again after a crash
         self._stderr = collections.deque(maxlen=STDERR_LINES_KEPT)
         self._stderr_partial = b""
         self._crash_times: collections.deque = collections.deque()
@@ -403,10 +405,16 @@ class EngineClient(QObject):
         self._stderr.append(f"[lantern] the engine {how}")
         tail = self.stderr_tail()
         self.flush_tokens()
-        # Requests that were running are lost with the process; say so, one by one.
+        # Requests that were running are lost with the process; say so, one by one. An index
+        # job goes to the restarted engine once more instead: the manifest makes it go on where
+        # it stopped, and a file the engine died reading is read in a child process first.
         in_flight, self._in_flight = self._in_flight, {}
         for rid, cmd in in_flight.items():
-            if isinstance(cmd, (p.Chat, p.LoadModel, p.IndexPaths)):
+            if isinstance(cmd, p.IndexPaths) and rid not in self._resent:
+                self._resent.add(rid)
+                self._in_flight[rid] = cmd
+                self._pending.append(cmd)
+            elif isinstance(cmd, (p.Chat, p.LoadModel, p.IndexPaths)):
                 self.request_failed.emit(rid, p.ErrorKind.INTERRUPTED,
                                          "The engine stopped unexpectedly; it is being restarted.")
         self._set_state("crashed")
@@ -416,6 +424,10 @@ class EngineClient(QObject):
         while self._crash_times and now - self._crash_times[0] > RESTART_WINDOW_S:
             self._crash_times.popleft()
         if len(self._crash_times) > MAX_RESTARTS:
+            for cmd in [c for c in self._pending if isinstance(c, p.IndexPaths)]:
+                self._pending.remove(cmd)
+                self._in_flight.pop(cmd.id, None)
+                self.request_failed.emit(cmd.id, p.ErrorKind.INTERRUPTED, "The engine stopped unexpectedly.")
             self.engine_gave_up.emit(tail)
             return
         # Restart, and bring back the model that was loaded.
