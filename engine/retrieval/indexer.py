@@ -83,7 +83,7 @@ def walk(paths: list[str], report: IndexReport, exclude: list[str] = (), follow_
     for raw in paths:
         p = os.path.abspath(os.path.expanduser(raw))
         if os.path.isdir(p):
-            out.extend(_walk_folder(p, report, follow_links))
+            out.extend(_walk_folder(p, report, follow_links, exclude))
         elif os.path.lexists(p):
             out.append(p)
         else:
@@ -91,7 +91,7 @@ def walk(paths: list[str], report: IndexReport, exclude: list[str] = (), follow_
     return [f for f in out if not under(f, exclude)] if exclude else out
 
 
-def _walk_folder(top: str, report: IndexReport, follow_links: bool) -> list[str]:
+def _walk_folder(top: str, report: IndexReport, follow_links: bool, exclude: list[str]) -> list[str]:
     real_top = os.path.realpath(top)
     out: list[str] = []
     stack = [(top, 0)]
@@ -121,7 +121,7 @@ def _walk_folder(top: str, report: IndexReport, follow_links: bool) -> list[str]
                     out.append(e.path)   # a link to a file inside the folder (or a broken one: said later)
                 # A link to a folder inside is not descended: its files are found at their own path.
             elif is_dir:
-                if e.name in SKIP_DIRS:
+                if e.name in SKIP_DIRS or (exclude and under(e.path, exclude)):
                     continue
                 if depth + 1 > MAX_DEPTH:
                     report.skipped.append({"path": e.path, "reason": f"more than {MAX_DEPTH} folders deep; "
@@ -312,6 +312,8 @@ class Indexer:
                 report.chunks_removed += self.manifest.drop_chunks(collection, path)
             self.manifest.put_source(src)
             self.manifest.done_reading(collection, path)
+        # Handled: not an indexed file that went missing (which would drop this row again).
+        known.pop(path, None)
 
     # ------------------------------------------------------------------ reading
 

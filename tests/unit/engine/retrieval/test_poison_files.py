@@ -149,8 +149,11 @@ def test_a_link_indexed_before_leaves_the_index(index, tmp_path):
     (d / "app.log").write_text(GOOD)
     Indexer(index.manifest, index.store, index.embedder, follow_links=True).index([str(d)])
     assert index.search("elderberry-9134", k=1)[0].path == str(d / "link.log")
-    index.index(d)
+    report = index.index(d)
+    assert [s["path"] for s in report.skipped] == [str(d / "link.log")] and report.deleted == 0
     assert all("elderberry" not in h.text for h in index.search("elderberry-9134", k=3))
+    link = index.manifest.sources("default")[str(d / "link.log")]
+    assert link.status == "skipped" and "outside the folder you added" in link.reason
 
 
 def test_deep_trees_end(tmp_path):
