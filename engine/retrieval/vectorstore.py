@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # Every VectorStore of one folder (the engine has one per thread) learns of a set-aside here.
 _LOCK = threading.RLock()   # held while a set-aside store is refilled
 _GENERATION: dict[str, int] = {}
+# What a set-aside left to say, per folder: the next index run of any thread says it, once.
+_NOTICES: dict[str, list[str]] = {}
 
 
 def chroma_name(collection: str) -> str:
@@ -52,7 +54,6 @@ class VectorStore:
         self._generation = 0
         # Puts the manifest's kept vectors into a new, empty store; returns how many.
         self.refill = refill
-        self.notices: list[str] = []    # said once each; the index run passes them on
         self._refilling = False
 
     @property
@@ -60,8 +61,10 @@ class VectorStore:
         return self._url or str(self._path)
 
     def take_notices(self) -> list[str]:
-        out, self.notices = self.notices, []
-        return out
+        """What happened to this store since the last call (each said once): the index run
+        puts it in its summary."""
+        with _LOCK:
+            return _NOTICES.pop(str(self._path), [])
 
     def _connect(self):
         if self._client is not None:
@@ -147,11 +150,12 @@ class VectorStore:
                 restored = self.refill(self)
             finally:
                 self._refilling = False
-        self.notices.append(
+        notice = (
             f"The vector store was damaged ({type(error).__name__}: {str(error)[:200]}). It was set aside as "
             f"{aside.name if aside else 'nothing (it was gone)'} for inspection and rebuilt from the index "
             f"({restored} vectors put back); search goes on as before.")
-        log.warning("%s", self.notices[-1])
+        _NOTICES.setdefault(key, []).append(notice)
+        log.warning("%s", notice)
 
     def collection(self, name: str, embedder_config: dict):
         return self._guarded(self._collection, name, embedder_config)
