@@ -41,6 +41,7 @@ from engine.channel import HANDSHAKE_TIMEOUT_S, LineChannel
 log = logging.getLogger("engine.host")
 
 MAX_CLIENTS = 64
+OUTBOX_MAX = 100_000   # unsent events per client before it counts as stuck
 # Stopping waits this long for the indexer and the model worker to finish their current write.
 FLUSH_TIMEOUT_S = 600.0
 POLL_S = 0.25
@@ -61,6 +62,10 @@ class HostConfig:
 
 
 class Connection:
+    """One client. Events go out through its own sender thread, so a client that stops reading
+    (a terminal suspended with Ctrl+Z) stalls nobody else's answer; past OUTBOX_MAX unsent
+    messages it is dropped."""
+
     _ids = iter(range(1, 1 << 62))
 
     def __init__(self, channel: LineChannel, owner: bool, peer_pid: int = 0):
@@ -69,12 +74,44 @@ class Connection:
         self.peer_pid = peer_pid
         self.n = next(Connection._ids)
         self.closed = False
+        self._outbox: queue.Queue = queue.Queue(maxsize=OUTBOX_MAX)
+        self._sender = threading.Thread(target=self._send_loop, name=f"engine-send-{self.n}", daemon=True)
+        self._sender.start()
 
     def send(self, msg: p.Message) -> None:
+        if self.closed:
+            return
         try:
-            self.channel.send(msg)
-        except OSError:
-            self.closed = True   # its reader sees the end too and reports it
+            self._outbox.put_nowait(msg)
+        except queue.Full:
+            log.warning("%s stopped reading (%d events waiting); disconnecting it", self, OUTBOX_MAX)
+            self.close()
+
+    def _send_loop(self) -> None:
+        while True:
+            msg = self._outbox.get()
+            if msg is None:
+                return
+            try:
+                self.channel.send(msg)
+            except OSError:
+                self.closed = True   # its reader sees the end too and reports it
+                return
+
+    def close(self, drain_s: float = 0.0) -> None:
+        """Close; with ``drain_s``, first give the sender that long to deliver what is queued."""
+        if drain_s and not self.closed:
+            try:
+                self._outbox.put(None, timeout=drain_s)
+                self._sender.join(drain_s)
+            except queue.Full:
+                pass
+        self.closed = True
+        self.channel.close()
+        try:
+            self._outbox.put_nowait(None)   # ends the sender thread (what is left is not sent)
+        except queue.Full:
+            pass   # it is in a send that fails now the socket is closed
 
     def __repr__(self) -> str:
         return f"client {self.n} ({'owner' if self.owner else 'attached'}, pid {self.peer_pid})"
@@ -151,7 +188,7 @@ class Host:
             log.error("the parent refused this engine: %s", getattr(welcome, "reason", "no answer"))
             channel.close()
             return False
-        self._add(Connection(channel, owner=True), messages)
+        self._add(Connection(channel, owner=True, peer_pid=os.getppid()), messages)
         return True
 
     def _accept_loop(self) -> None:
@@ -262,8 +299,7 @@ class Host:
         with self._lock:
             self._conns.discard(conn)
             mine = [rid for rid, c in self._routes.items() if c is conn]
-        conn.closed = True
-        conn.channel.close()
+        conn.close()
         log.info("%s disconnected%s", conn, f"; cancelling its {len(mine)} request(s)" if mine else "")
         # A client that went away does not want its answer: free the worker for the others.
         for rid in mine:
@@ -333,8 +369,7 @@ class Host:
         with self._lock:
             conns, self._conns = list(self._conns), set()
         for c in conns:
-            c.closed = True
-            c.channel.close()
+            c.close(drain_s=2.0)   # the last events (Cancelled of what was stopped) reach them
         for lock in self._locks.values():
             lock.release()
         self._locks.clear()
