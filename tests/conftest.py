@@ -17,8 +17,7 @@ os.environ.setdefault("LANTERN_ENGINE_KEEP_ALIVE_S", "0")
 from engine import protocol as p  # noqa: E402
 from engine.service import EngineService  # noqa: E402
 
-FINAL = (p.Done, p.Cancelled, p.Failed, p.ModelLoaded, p.IndexDone, p.SearchDone, p.SourceList,
-         p.IndexingState, p.CollectionList)
+FINAL = p.FINAL_EVENTS   # the events that end a request: the engine's routing and the CLI read it too
 
 
 class ServiceHarness:

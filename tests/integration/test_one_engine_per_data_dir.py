@@ -136,6 +136,14 @@ def test_repeated_search_reuses_the_running_engine_and_stop_hands_the_dir_back(t
     assert not residency.engine_running(data) and not (data / "engine.json").exists()
     assert _wait(lambda: not residency.pid_alive(info.pid) or _zombie(info.pid))
 
+    # A window opened on a data dir whose engine the command line kept takes it over.
+    from app.gui import data_dir_taken
+
+    assert lantern("search", "job svc-0-1", "-k", "1", data_dir=data, keep_alive=120).returncode == 0
+    assert residency.engine_running(data)
+    assert data_dir_taken(app_paths.resolve(data)) == ""
+    assert not residency.engine_running(data)
+
 
 def _zombie(pid: int) -> bool:
     import psutil
@@ -224,3 +232,30 @@ def test_cli_uses_the_windows_engine_while_the_window_keeps_working(qtbot, tmp_p
     finally:
         client.stop()
     assert _wait(lambda: not residency.engine_running(data), timeout=30)
+
+
+def test_lantern_serve_is_the_engine_verbs_use_and_stops_in_order_on_sigterm(tmp_path):
+    logs = _logs(tmp_path / "logs", "svc", files=2, lines=20)
+    data = tmp_path / "data"
+    serve = subprocess.Popen(_cmd(data, "serve"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: residency.read_info(data) is not None, timeout=60), serve.stderr.read()
+        info = residency.read_info(data)
+        assert info.pid == serve.pid and info.mode == residency.SERVE
+        r = lantern("index", str(logs), data_dir=data)
+        assert r.returncode == 0, r.stderr
+        r = lantern("search", "job svc-1-3", "--json", "-k", "1", data_dir=data)
+        assert r.returncode == 0 and json.loads(r.stdout)["hits"][0]["path"] == str(logs / "svc1.log")
+        assert residency.read_info(data).pid == serve.pid      # both verbs used it
+
+        again = lantern("serve", data_dir=data, timeout=60)
+        assert again.returncode == residency.EXIT_DATA_DIR_BUSY
+        assert f"pid {serve.pid}" in again.stderr and str(data) in again.stderr
+
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=120) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    assert not residency.engine_running(data) and residency.read_info(data) is None
