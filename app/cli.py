@@ -16,7 +16,7 @@ def _read_question(arg: str) -> str:
     return sys.stdin.read() if arg == "-" else arg
 
 
-CITATION_FIELDS = ("path", "line_start", "line_end", "page", "score", "text")
+CITATION_FIELDS = ("path", "line_start", "line_end", "page", "heading", "score", "text")
 
 
 def use_sources(args, paths: Paths) -> bool:

@@ -121,6 +121,8 @@ def _print_result(ev: p.SearchResult, as_json: bool) -> None:
         where = f"{h['path']}:{h['line_start']}" + (f"-{h['line_end']}" if h["line_end"] != h["line_start"] else "")
         if h.get("page"):
             where += f" (page {h['page']})"
+        if h.get("heading"):
+            where += f" · {h['heading']}"
         print(f"{where}  [{h['score']:.4f}]")
         for line in h["text"].splitlines()[:12]:
             print(f"    {line}")

@@ -62,6 +62,7 @@ class SourceChunk:
     similarity: float = 0.0
     tokens: int = 0
     n: int = 0
+    heading: str = ""     # a document's section (title path), shown with the citation
 
     def location(self) -> str:
         lines = f"{self.line_start}" if self.line_end == self.line_start else f"{self.line_start}-{self.line_end}"

@@ -395,7 +395,7 @@ class IndexDone(Event):
 class SearchResult(Event):
     TYPE: ClassVar[str] = "search_result"
     query: str = ""
-    hits: list = field(default_factory=list)  # [{path, line_start, line_end, page, score, text}]
+    hits: list = field(default_factory=list)  # [{path, line_start, line_end, page, score, text, heading}]
 
 
 @dataclass
@@ -436,7 +436,7 @@ class IndexingState(Event):
 class Citations(Event):
     """Sent before the first Token of a Chat with use_sources: what the answer may cite."""
     TYPE: ClassVar[str] = "citations"
-    # [{n, path, line_start, line_end, page, score, similarity, text, tokens}], [n] as in the prompt
+    # [{n, path, line_start, line_end, page, score, similarity, text, tokens, heading}], [n] as in the prompt
     citations: list = field(default_factory=list)
     dropped: int = 0             # relevant chunks left out for lack of context room
     dropped_chunks: list = field(default_factory=list)  # [{path, line_start, line_end, score, tokens}]

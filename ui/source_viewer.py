@@ -25,10 +25,19 @@ HIGHLIGHT = QColor("#fff1b8")
 
 
 def location(c: dict) -> str:
+    """Where a citation points: "manual.pdf:7-12, page 8 · Installation" (the section's own
+    title; ``section`` gives its whole path)."""
     ls, le = int(c.get("line_start") or 0), int(c.get("line_end") or 0)
     lines = f"{ls}" if le == ls else f"{ls}-{le}"
     page = f", page {c['page']}" if c.get("page") else ""
-    return f"{Path(str(c.get('path', ''))).name}:{lines}{page}"
+    title = section(c).rsplit(" > ", 1)[-1]
+    return f"{Path(str(c.get('path', ''))).name}:{lines}{page}" + (f" · {title}" if title else "")
+
+
+def section(c: dict) -> str:
+    """The document section a citation sits in, as a title path ("2 Installing R > Installation");
+    '' for log records and for documents without headings."""
+    return " ".join(str(c.get("heading") or "").split())
 
 
 # Files whose lines are extracted text, not lines of the file on disk.
@@ -80,12 +89,19 @@ class SourceViewer(QDialog):
         self.path_label.setObjectName("viewerPath")
         self.path_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.path_label.setWordWrap(True)
+        self.section_label = QLabel(f"Section: {section(citation)}")
+        self.section_label.setObjectName("viewerSection")
+        self.section_label.setTextFormat(Qt.PlainText)    # a document's title is its text, never markup
+        self.section_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.section_label.setWordWrap(True)
+        self.section_label.setVisible(bool(section(citation)))
         self.note = QLabel()
         self.note.setObjectName("viewerNote")
         self.note.setWordWrap(True)
         self.note.hide()
         lay.addWidget(self.title)
         lay.addWidget(self.path_label)
+        lay.addWidget(self.section_label)
         lay.addWidget(self.note)
 
         self.text = QPlainTextEdit()

@@ -38,6 +38,7 @@ class Chunk:
     embed_texts: list[str] = field(default_factory=list)  # what the embedder sees (templates for logs)
     heading: str = ""
     toc: bool = False   # a table-of-contents or index page's text (record.source["toc"]): navigation, not content
+    table_header: str = ""   # the header row of the table rows it holds ("Host | Role | Port")
 
     @property
     def max_level_rank(self) -> int:
@@ -98,7 +99,8 @@ def chunk_records(records: list[Record], stream_id: str, *, is_log: bool, page: 
     last_epoch = None
     for r in records:
         new_section = not is_log and cur and (r.source.get("heading") != cur[0].source.get("heading")
-                                              or r.source.get("toc") != cur[0].source.get("toc"))
+                                              or r.source.get("toc") != cur[0].source.get("toc")
+                                              or _other_table(r, cur))
         # A log chunk does not span a pause: a file written now and then over years would
         # otherwise make chunks whose time range covers every window a question names.
         gap = is_log and r.epoch is not None and last_epoch is not None and abs(r.epoch - last_epoch) > MAX_GAP_S
@@ -125,14 +127,15 @@ def _make(group: list[Record], stream_id: str, is_log: bool, page: int | None) -
     levels = sorted({r.level for r in group if r.level}, key=lambda lv: LEVEL_RANK[lv])
     heading = group[0].source.get("heading", "") if not is_log else ""
     toc = not is_log and bool(group[0].source.get("toc"))
+    table_header = "" if is_log else next((r.source["header"] for r in group if r.source.get("header")), "")
     if is_log:
         seen: dict[str, None] = {}
         for r in group:
             seen.setdefault(template_of(r.text), None)
         embed = list(seen)
     else:
-        header = group[0].source.get("header")
-        body = "\n".join(r.message if header else r.text for r in group)
+        # A table row with a header reads to the embedder as "column: value" (its message).
+        body = "\n".join(r.message if r.source.get("header") else r.text for r in group)
         # A contents or index page lists every topic's words: embedded whole, it sits near any
         # question and pushes the page that answers it down. The dense side sees its title
         # only; the lexical side still finds it by exact words.
@@ -141,5 +144,11 @@ def _make(group: list[Record], stream_id: str, is_log: bool, page: int | None) -
         id=chunk_id(stream_id, ls, le, text, page), line_start=ls, line_end=le, text=text, page=page,
         records=[[r.line_start, r.line_end, r.epoch, r.level, a, b] for r, (a, b) in zip(group, spans)],
         t_min=min(epochs) if epochs else None, t_max=max(epochs) if epochs else None,
-        levels=levels, embed_texts=embed, heading=heading, toc=toc,
+        levels=levels, embed_texts=embed, heading=heading, toc=toc, table_header=table_header,
     )
+
+
+def _other_table(r: Record, cur: list[Record]) -> bool:
+    """``r`` is a row of another table than the rows in ``cur`` (a chunk holds one header)."""
+    header = r.source.get("header")
+    return bool(header) and any(x.source.get("header") not in (None, header) for x in cur)

@@ -149,8 +149,8 @@ class Manifest:
 
     def _document_columns(self) -> None:
         """What a document chunk knows beyond its text: the title path of its section
-        (``heading``) and whether it is a contents or index page (``toc``: navigation, searchable
-        but ranked low). Added in place to an index from before they were kept; its chunks read
+        (``heading``), whether it is a contents or index page (``toc``: navigation, searchable
+        but ranked low), and the header row of the table rows it holds (``table_header``). Added in place to an index from before they were kept; its chunks read
         as '' and 0 until their files are indexed again."""
         have = {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}
         try:
@@ -158,6 +158,8 @@ class Manifest:
                 self.db.execute("ALTER TABLE chunks ADD COLUMN heading TEXT DEFAULT ''")
             if "toc" not in have:
                 self.db.execute("ALTER TABLE chunks ADD COLUMN toc INTEGER DEFAULT 0")
+            if "table_header" not in have:
+                self.db.execute("ALTER TABLE chunks ADD COLUMN table_header TEXT DEFAULT ''")
         except sqlite3.Error as e:
             raise EngineError(ErrorKind.INDEX_IO,
                               f"The index file {self.path} cannot be updated ({e}). Check that the data folder "
@@ -262,11 +264,11 @@ class Manifest:
         for c in chunks:
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO chunks (id, collection, path, stream_id, line_start, line_end, page, text, "
-                "records, t_min, t_max, levels, max_level, embed_texts, heading, toc) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "records, t_min, t_max, levels, max_level, embed_texts, heading, toc, table_header) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (c.id, collection, path, stream_id, c.line_start, c.line_end, c.page, c.text,
                  json.dumps(c.records), c.t_min, c.t_max, "," + ",".join(c.levels) + ",", c.max_level_rank,
-                 json.dumps(c.embed_texts), c.heading, int(c.toc)))
+                 json.dumps(c.embed_texts), c.heading, int(c.toc), c.table_header))
             if cur.rowcount:
                 self.db.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)",
                                 (cur.lastrowid, lexical.index_text(c.text)))

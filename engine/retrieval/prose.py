@@ -112,11 +112,15 @@ def best_block(row: dict, words: ProseWords, meaning: float, field: float) -> tu
     text = row["text"]
     records = row["records"] or [[row["line_start"], row["line_end"], None, None, 0, len(text)]]
     titled = words.found(heading) if heading else set()
+    header = row.get("table_header") or ""
+    columns = words.found(header) if header else set()
     chunk: set[str] = set(titled)
     best, best_share = 0, -1.0
     for i, (*_, a, b) in enumerate(records):
         found = words.found(text[a:b])
         chunk |= found
+        if columns and text[a:b].count(" | ") == header.count(" | "):
+            found |= columns                           # a table row is read with its column names
         share = words.weight(found | titled)
         if share > best_share:
             best, best_share = i, share

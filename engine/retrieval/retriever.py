@@ -449,15 +449,16 @@ class Retriever:
     def _rows(self, rowids: list[int]) -> dict[int, dict]:
         # The source's kind tells prose from log records (``prose.is_prose``).
         q = (f"SELECT c.rowid, c.id, c.path, c.line_start, c.line_end, c.page, c.text, c.records, c.max_level, c.vec, "
-             f"c.heading, c.toc, s.kind FROM chunks c LEFT JOIN sources s ON s.collection = c.collection "
+             f"c.heading, c.toc, c.table_header, s.kind FROM chunks c LEFT JOIN sources s ON s.collection = c.collection "
              f"AND s.path = c.path WHERE c.rowid IN ({','.join('?' * len(rowids))})")
         out = {}
         for (rowid, cid, path, ls, le, page, text, records, max_level, vec,
-             heading, toc, kind) in self.manifest.db.execute(q, rowids):
+             heading, toc, table_header, kind) in self.manifest.db.execute(q, rowids):
             out[rowid] = {"id": cid, "path": path, "line_start": ls, "line_end": le, "page": page, "text": text,
                           "records": json.loads(records or "[]"), "vec": vec,
                           "max_level": max_level if max_level is not None else -1,
-                          "heading": heading or "", "toc": bool(toc), "kind": kind or ""}
+                          "heading": heading or "", "toc": bool(toc), "table_header": table_header or "",
+                          "kind": kind or ""}
         return out
 
     # ------------------------------------------------------------------ narrowing

@@ -147,7 +147,8 @@ class RetrievalSessions:
         for collection in [str(c) for c in cmd.collections] or ["default"]:
             hits += idx.retriever.search(question, k, Filters(collection))
         hits.sort(key=lambda h: -h.score)
-        chunks = [SourceChunk(h.path, h.line_start, h.line_end, h.page, h.score, h.text) for h in hits[:k]]
+        chunks = [SourceChunk(h.path, h.line_start, h.line_end, h.page, h.score, h.text, heading=h.heading)
+                  for h in hits[:k]]
         if not chunks:
             return [], 0
         qvec = self.embedder.embed_query(question)

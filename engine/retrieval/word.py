@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import zipfile
 
+from engine.retrieval.documents import heading_path, path_text
 from engine.retrieval.loaders import SkipFile
 from engine.retrieval.logformat import Record
 
@@ -51,6 +52,13 @@ def check_zip(path: str) -> None:
 
 def blocks(path: str) -> list[tuple[str, str]]:
     """(text, heading it sits under) for each paragraph and table row, in reading order."""
+    return [(text, heading) for text, heading, _ in items(path)]
+
+
+def items(path: str) -> list[tuple[str, str, str]]:
+    """(text, section title path, table header) for each paragraph and table row, in reading
+    order. Headings are paragraphs styled "Heading N" (or "Title"); a table's first row is its
+    header, given with each row below it ('' for paragraphs and header rows)."""
     check_zip(path)
     try:
         import docx
@@ -59,26 +67,30 @@ def blocks(path: str) -> list[tuple[str, str]]:
         raise SkipFile("Word support is not installed; install Lantern's retrieval extra (python-docx)") from None
     try:
         document = docx.Document(path)
-        out: list[tuple[str, str]] = []
-        heading = ""
+        out: list[tuple[str, str, str]] = []
+        heading, stack = "", []
         for item in document.iter_inner_content():
             if isinstance(item, Table):
+                header = ""
                 for row in item.rows:
                     cells = _row_cells(row)
                     if any(cells):
-                        out.append((" | ".join(cells), heading))
+                        out.append((" | ".join(cells), heading, header))
+                        header = header or " | ".join(cells)
                 continue
             text = item.text.strip()
             style = (item.style.name if item.style is not None else "") or ""
-            if style.startswith("Heading") or style == "Title":
-                heading = text or heading
-            out.append((text, heading))
+            level = _heading_level(style)
+            if level is not None and text:
+                stack = heading_path(stack, level, text)
+                heading = path_text(stack)
+            out.append((text, heading, ""))
     except SkipFile:
         raise
     except Exception as e:  # python-docx and lxml raise many types for a damaged part
         raise SkipFile(f"the .docx cannot be read ({type(e).__name__}: {e}); "
                        f"re-save it from Word or LibreOffice") from None
-    if not any(t for t, _ in out):
+    if not any(t for t, _, _ in out):
         raise SkipFile("the document has no text")
     return out
 
@@ -95,12 +107,31 @@ def _row_cells(row) -> list[str]:
     return cells
 
 
+def _heading_level(style: str) -> int | None:
+    """1 for "Heading 1" (and a bare "Heading"), 2 for "Heading 2"...; 0 for "Title" (above
+    every heading); None for any other style."""
+    if style == "Title":
+        return 0
+    if style.startswith("Heading"):
+        digits = style[len("Heading"):].strip()
+        return int(digits) if digits.isdigit() else 1
+    return None
+
+
 def records(path: str) -> list[Record]:
-    """One record per non-empty block; line numbers are block numbers (1-based)."""
+    """One record per non-empty block; line numbers are block numbers (1-based). A table row
+    below the header row keeps the header (``source["header"]``) and reads to the embedder as
+    "column: value; ..." (its message)."""
     out = []
-    for n, (text, heading) in enumerate(blocks(path), start=1):
+    for n, (text, heading, header) in enumerate(items(path), start=1):
         if text:
-            r = Record(n, n, text, message=text)
+            message = text
+            if header:
+                names, values = header.split(" | "), text.split(" | ")
+                message = "; ".join(f"{h}: {v}" if h else v for h, v in zip(names + [""] * len(values), values))
+            r = Record(n, n, text, message=message)
             r.source = {"heading": heading} if heading else {}
+            if header:
+                r.source["header"] = header
             out.append(r)
     return out

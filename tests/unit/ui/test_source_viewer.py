@@ -54,3 +54,27 @@ def test_a_pdf_citation_shows_the_extracted_page_text(qtbot, tmp_path):
     qtbot.addWidget(v)
     assert not v.from_file and "page 2 of the PDF" in v.note.text() and "changed" not in v.note.text()
     assert v.cited_lines == [(3, "The backup job failed"), (4, "because the tape library was empty.")]
+
+
+def test_a_document_citation_names_its_section_on_the_card_the_viewer_and_the_report(qtbot, tmp_path):
+    from ui.message_view import _citation_label
+    from ui.source_viewer import location, section
+
+    doc = tmp_path / "R-admin.pdf"
+    doc.write_bytes(b"%PDF-1.7\n\x00\x01 binary\n")
+    c = cite(doc, 7, 12, "Cross-building is not possible.")
+    c.update(page=8, heading="2 Installing R under Unix-alikes > <b>Installation</b>")
+    assert location(c) == "R-admin.pdf:7-12, page 8 · <b>Installation</b>"
+    assert "page 8 · <b>Installation</b>" in _citation_label(c)
+    v = SourceViewer(c)
+    qtbot.addWidget(v)
+    assert v.section_label.isVisibleTo(v)
+    assert v.section_label.text() == "Section: 2 Installing R under Unix-alikes > <b>Installation</b>"
+    assert "Installation" in v.windowTitle()
+    assert "&lt;b&gt;Installation" in report_html({"citations": [c]})     # escaped, not markup
+    # A log record has no section, and says none.
+    log = cite(tmp_path / "app.log", 1, 1, "x")
+    assert section(log) == "" and "·" not in location(log)
+    v2 = SourceViewer(log)
+    qtbot.addWidget(v2)
+    assert not v2.section_label.isVisibleTo(v2)
