@@ -120,14 +120,19 @@ def engine_env(paths: Paths) -> dict:
 
 
 def data_dir_taken(paths: Paths) -> str:
-    """'' when this window may start its engine in its data dir, else a sentence for the person.
+    """'' when this window may start its engine in its data dir, else a sentence for the person."""
+    return _data_dir_taken(paths)[0]
+
+
+def _data_dir_taken(paths: Paths) -> tuple[str, bool]:
+    """(why this window may not open, or ''; whether the window already open came to the front).
 
     One engine per data dir: an engine a CLI verb kept running steps aside (it stops after its
     current write); a window's or `lantern serve`'s is left alone and named, and this window
     does not open, so it neither starts a second writer nor marks the other's live reply
     interrupted (the conversation store is opened only after this check)."""
     if not residency.engine_running(paths.data_dir):
-        return ""
+        return "", False
     info = residency.read_info(paths.data_dir)
     if info is not None and info.mode == residency.CLI:
         from app.engine_cli import stop
@@ -135,16 +140,40 @@ def data_dir_taken(paths: Paths) -> str:
         log.info("stopping the engine the command line kept in %s (pid %d)", paths.data_dir, info.pid)
         ok, message = stop(paths.data_dir, wait_s=120.0)
         if ok:
-            return ""
-        return f"Lantern could not take over its data folder {paths.data_dir}: {message}."
+            return "", False
+        return f"Lantern could not take over its data folder {paths.data_dir}: {message}.", False
     other = "another data folder (lantern --data-dir FOLDER)"
     if info is not None and info.mode == residency.SERVE:
         return (f"`lantern serve` (process {info.pid}) is working in the data folder {paths.data_dir}. "
                 f"Stop it (Ctrl+C in its terminal, or `lantern engine stop`) to open the window here, "
-                f"or open the window on {other}.")
+                f"or open the window on {other}."), False
     pid = f" (process {info.pid})" if info is not None else ""
-    return (f"Lantern is already open on the data folder {paths.data_dir}{pid}. Use that window; only one "
-            f"Lantern may work in a data folder at a time. To open a second window, start it on {other}.")
+    shown = info is not None and _show_window(info)
+    front = " It was brought to the front." if shown else ""
+    return (f"Lantern is already open on the data folder {paths.data_dir}{pid}.{front} Use that window; only "
+            f"one Lantern may work in a data folder at a time. To open a second window, start it on {other}."), shown
+
+
+def _show_window(info: residency.EngineInfo) -> bool:
+    """Ask the window that owns the engine to come to the front; whether it was asked."""
+    from engine import protocol as p
+    from engine.channel import AttachRefused, LineChannel
+
+    try:
+        chan = LineChannel.attach(info.port, info.token, info.host, timeout=5.0)
+    except (OSError, AttachRefused):
+        return False
+    try:
+        cmd = p.ShowWindow()
+        chan.send(cmd)
+        for ev in chan:
+            if ev.id == cmd.id and isinstance(ev, p.WindowShown):
+                return ev.shown
+        return False
+    except OSError:
+        return False
+    finally:
+        chan.close()
 
 
 def _log_unhandled(exc_type, exc, tb) -> None:
@@ -158,11 +187,11 @@ def run_gui(paths: Paths) -> int:
     configure_logging(paths)
     sys.excepthook = _log_unhandled
     log.info("starting the window on %s", paths.data_dir)
-    taken = data_dir_taken(paths)
+    taken, shown = _data_dir_taken(paths)
     if taken:
         log.warning("not opening: %s", taken)
         print(f"lantern: {taken}", file=sys.stderr)
-        if app.platformName() not in ("offscreen", "minimal"):
+        if app.platformName() not in ("offscreen", "minimal") and not shown:
             from PySide6.QtWidgets import QMessageBox
 
             QMessageBox.information(None, "Lantern is already open", taken)

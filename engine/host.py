@@ -320,6 +320,13 @@ class Host:
             else:
                 self._refuse(conn, cmd, p.ErrorKind.BUSY, "This engine belongs to the window; close the window to stop it.")
             return
+        if isinstance(cmd, p.ShowWindow):
+            with self._lock:
+                owner = next((c for c in self._conns if c.owner), None) if self.mode == r.WINDOW else None
+            if owner is not None:
+                owner.send(cmd)   # the window brings itself to the front
+            conn.send(p.WindowShown(id=cmd.id, shown=owner is not None))
+            return
         if isinstance(cmd, p.Cancel):
             with self._lock:
                 mine = self._routes.get(cmd.target) is conn

@@ -32,7 +32,8 @@ from typing import Any, ClassVar
 # 1.5: Done.fallback (how a sourced answer was made when the model's own was markers only) and
 #      Done.unsourced (addresses in the answer that no source sent to the model contains)
 # 1.6: several clients per engine: a client connects to the port in the data dir's engine.json
-#      and sends Hello (its token proves it may); events go to the client that sent the request
+#      and sends Hello (its token proves it may); events go to the client that sent the request;
+#      ShowWindow (a second window asks the first to come to the front), WindowShown
 PROTOCOL_VERSION = "1.6"
 WATCH_ID_PREFIX = "watch-"
 
@@ -217,6 +218,13 @@ class GetStatus(Command):
 @dataclass
 class Shutdown(Command):
     TYPE: ClassVar[str] = "shutdown"
+
+
+@dataclass
+class ShowWindow(Command):
+    """Bring the window that owns this engine to the front (a second window was opened on the
+    same data dir). The window gets ShowWindow as an event; the sender gets WindowShown."""
+    TYPE: ClassVar[str] = "show_window"
 
 
 @dataclass
@@ -445,6 +453,12 @@ class Citations(Event):
 
 
 @dataclass
+class WindowShown(Event):
+    TYPE: ClassVar[str] = "window_shown"
+    shown: bool = False      # false: no window owns this engine (a CLI's or lantern serve's)
+
+
+@dataclass
 class SearchDone(Event):
     TYPE: ClassVar[str] = "search_done"
     queries: int = 0
@@ -455,7 +469,7 @@ class SearchDone(Event):
 # (Cancel and Shutdown have no answer.) The engine's connection routing and the CLI read this.
 FINAL_EVENTS: tuple[type[Event], ...] = (
     Done, Cancelled, Failed, ModelLoaded, IndexDone, SearchDone, SourceList, SourcesRemoved, WatchState,
-    CollectionList, IndexingState, Status,
+    CollectionList, IndexingState, Status, WindowShown,
 )
 UNANSWERED_COMMANDS: tuple[type[Command], ...] = (Cancel, Shutdown)
 

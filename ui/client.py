@@ -63,6 +63,7 @@ class EngineClient(QObject):
     watch_state = Signal(dict)                  # WatchState fields (id, collection, roots)
     citations_received = Signal(str, object)    # request id, Citations fields
     search_result = Signal(str, object)         # request id, SearchResult fields
+    show_requested = Signal()                   # a second window on this data dir asks us to the front
 
     def __init__(self, parent: QObject | None = None, *, engine_log_path: str | None = None,
                  python: str | None = None, extra_env: dict | None = None):
@@ -328,6 +329,8 @@ class EngineClient(QObject):
             self.request_failed.emit(rid, msg.kind, msg.message)
         elif isinstance(msg, p.Status):
             self.status_received.emit(_fields(msg))
+        elif isinstance(msg, p.ShowWindow):
+            self.show_requested.emit()
 
     def _finish(self, rid: str) -> None:
         self._in_flight.pop(rid, None)

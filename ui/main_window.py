@@ -193,6 +193,7 @@ class MainWindow(QMainWindow):
         self.client.engine_crashed.connect(self._on_engine_crashed)
         self.client.engine_started.connect(self._on_engine_started)
         self.client.engine_gave_up.connect(self._on_engine_gave_up)
+        self.client.show_requested.connect(self.bring_to_front)
 
         self.sidebar.conversation_selected.connect(self.open_conversation)
         self.sidebar.new_chat_requested.connect(self.new_chat)
@@ -464,6 +465,14 @@ class MainWindow(QMainWindow):
             "engine", "error", "The engine stopped unexpectedly — restarting it…",
             "Your conversations are safe; a reply that was cut off is kept and marked Interrupted. "
             "The engine's last words:", details=tail)
+
+    def bring_to_front(self) -> None:
+        """Lantern was opened again on this data dir: this window is the one to use."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
 
     def _on_engine_started(self, _pid: int) -> None:
         banner = self.banners.banner("engine")

@@ -223,9 +223,12 @@ def test_cli_uses_the_windows_engine_while_the_window_keeps_working(qtbot, tmp_p
         cid = store.create_conversation().id
         store.add_message(cid, "assistant", "half a rep", status=STREAMING)
         store.close()
-        assert str(data) in data_dir_taken(paths)
-        second = lantern(data_dir=data, timeout=60)
+        with qtbot.waitSignal(client.show_requested, timeout=10_000):   # the first window comes forward
+            assert str(data) in data_dir_taken(paths)
+        with qtbot.waitSignal(client.show_requested, timeout=10_000):
+            second = lantern(data_dir=data, timeout=60)
         assert second.returncode == 1 and "already open" in second.stderr and str(data) in second.stderr
+        assert "brought to the front" in second.stderr
         db = sqlite3.connect(paths.conversations_db)
         assert db.execute("SELECT status FROM messages").fetchall() == [(STREAMING,)]
         db.close()
