@@ -16,6 +16,10 @@ def _read_question(arg: str) -> str:
     return sys.stdin.read() if arg == "-" else arg
 
 
+# A request of ours was cancelled, and not by us: the engine we shared is stopping.
+STOPPED_ELSEWHERE = ("the engine stopped before answering (the window that runs it closed, or it was "
+                     "stopped); run the command again")
+
 CITATION_FIELDS = ("path", "line_start", "line_end", "page", "heading", "score", "text")
 
 
@@ -97,6 +101,9 @@ def run_ask(args, paths: Paths) -> int:
                           file=sys.stderr)
                 elif isinstance(ev, p.Failed):
                     print(f"lantern ask: {ev.message}", file=sys.stderr)
+                    return 1
+                elif isinstance(ev, p.Cancelled):
+                    print(f"lantern ask: {STOPPED_ELSEWHERE}", file=sys.stderr)
                     return 1
                 elif isinstance(ev, p.Done):
                     done = ev

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from app.cli import open_engine
+from app.cli import STOPPED_ELSEWHERE, open_engine
 from app.engine_process import EngineUnavailable
 from app.paths import Paths
 from app.settings import Settings
@@ -59,6 +59,9 @@ def run_index(args, paths: Paths) -> int:
                 elif isinstance(ev, p.Failed):
                     print(f"lantern index: {ev.message}", file=sys.stderr)
                     return 1
+                elif isinstance(ev, p.Cancelled):
+                    print(f"lantern index: {STOPPED_ELSEWHERE}; it goes on where it stopped", file=sys.stderr)
+                    return 1
                 elif isinstance(ev, p.IndexDone):
                     done = ev
     except EngineUnavailable as e:
@@ -100,6 +103,9 @@ def run_search(args, paths: Paths) -> int:
             for ev in engine.events(engine.send(cmd)):
                 if isinstance(ev, p.Failed):
                     print(f"lantern search: {ev.message}", file=sys.stderr)
+                    return 1
+                if isinstance(ev, p.Cancelled):
+                    print(f"lantern search: {STOPPED_ELSEWHERE}", file=sys.stderr)
                     return 1
                 if isinstance(ev, p.SearchResult):
                     _print_result(ev, args.json or bool(args.queries))
