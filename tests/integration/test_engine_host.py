@@ -87,3 +87,30 @@ def test_clients_get_their_own_answers_and_a_second_engine_is_refused(tmp_path):
             again.send(p.Shutdown())
         assert first.proc.wait(timeout=60) == 0
     assert not residency.engine_running(data) and residency.read_info(data) is None
+
+
+def test_a_kept_engine_stops_on_its_own_after_keep_alive(tmp_path):
+    data = tmp_path / "data"
+    with EngineProcess(log_path=tmp_path / "engine.log", data_dir=data, keep_alive_s=1.5) as engine:
+        assert isinstance(engine.call(p.ListCollections(data_dir=str(data))), p.CollectionList)
+        proc = engine.proc
+    assert proc.poll() is None                     # kept for the next verb ...
+    assert proc.wait(timeout=30) == 0              # ... and gone, in order, once no one came
+    assert not residency.engine_running(data) and residency.read_info(data) is None
+    assert "no client for 1.5 s" in (tmp_path / "engine.log").read_text()
+
+
+def test_keep_alive_setting_is_read_from_the_environment_then_settings(monkeypatch, tmp_path):
+    from app.engine_process import DEFAULT_KEEP_ALIVE_S, EngineUnavailable, keep_alive_s
+    from app.settings import Settings
+
+    settings = Settings(tmp_path / "settings.toml")
+    monkeypatch.delenv("LANTERN_ENGINE_KEEP_ALIVE_S", raising=False)
+    assert keep_alive_s(settings) == DEFAULT_KEEP_ALIVE_S == 600
+    settings.set("engine", "keep_alive_s", 30)
+    assert keep_alive_s(settings) == 30
+    monkeypatch.setenv("LANTERN_ENGINE_KEEP_ALIVE_S", "0")
+    assert keep_alive_s(settings) == 0
+    monkeypatch.setenv("LANTERN_ENGINE_KEEP_ALIVE_S", "ten minutes")
+    with pytest.raises(EngineUnavailable, match="LANTERN_ENGINE_KEEP_ALIVE_S"):
+        keep_alive_s(settings)
