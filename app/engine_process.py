@@ -75,6 +75,7 @@ class EngineProcess:
                 raise EngineUnavailable("the engine found its data dir taken")  # cannot happen: none given
             return
         waited_note = False
+        note_at = time.monotonic() + NOTE_AFTER_S
         while True:
             if self._attach and self._try_attach():
                 return
@@ -89,8 +90,11 @@ class EngineProcess:
                 raise EngineUnavailable(
                     f"another Lantern engine holds the data dir {self._data_dir} ({who}) but does not answer; "
                     f"wait for it to finish, or stop that process")
-            if not waited_note and not self._attach:
-                self._note(f"waiting for the engine working in {self._data_dir} to stop")
+            if not waited_note and time.monotonic() > note_at:
+                # Starting (it locks first, then listens) or stopping: either way, soon.
+                info = residency.read_info(self._data_dir)
+                who = f" (pid {info.pid})" if info else ""
+                self._note(f"waiting for the Lantern engine{who} that holds {self._data_dir} to answer or stop ...")
                 waited_note = True
             time.sleep(0.1)
 
