@@ -44,6 +44,16 @@ def chroma_name(collection: str) -> str:
     return f"lantern-{safe}-{hashlib.sha1(collection.encode()).hexdigest()[:8]}"
 
 
+def _bad_request(e: Exception) -> bool:
+    """Errors chroma raises for a request it refuses (duplicate ids, a wrong dimension, too
+    big a batch), as opposed to a store it cannot read or write."""
+    from chromadb import errors
+
+    return isinstance(e, (ValueError, TypeError, errors.InvalidDimensionException, errors.IDAlreadyExistsError,
+                          errors.DuplicateIDError, errors.InvalidArgumentError, errors.InvalidUUIDError,
+                          errors.BatchSizeExceededError))
+
+
 class VectorStore:
     def __init__(self, path: Path | str | None = None, url: str = "",
                  refill: Callable[["VectorStore"], int] | None = None):
@@ -103,6 +113,8 @@ class VectorStore:
             except EngineError:
                 raise
             except Exception as e:
+                if _bad_request(e):
+                    raise   # our request was wrong, the store is fine: a bug, not damage
                 if disk_full(e):
                     raise EngineError(ErrorKind.INDEX_IO, disk_full_message(self.where, e)) from None
                 if self._url:

@@ -103,3 +103,13 @@ def test_a_full_disk_is_not_repaired_by_a_rebuild(tmp_path, embedder, monkeypatc
     with pytest.raises(EngineError) as e:
         store.upsert("default", cfg, ["b"], np.ones((1, cfg["dim"]), dtype=np.float32))
     assert "is full" in e.value.message and not glob.glob(str(tmp_path / "chroma.damaged-*"))
+
+
+def test_a_refused_request_is_not_taken_for_damage(tmp_path, embedder):
+    store = VectorStore(tmp_path / "chroma", refill=lambda s: pytest.fail("the store is not damaged"))
+    cfg = embedder.config
+    store.upsert("default", cfg, ["a"], np.ones((1, cfg["dim"]), dtype=np.float32))
+    with pytest.raises(Exception) as e:
+        store.upsert("default", cfg, ["b", "b"], np.ones((2, cfg["dim"]), dtype=np.float32))
+    assert not isinstance(e.value, EngineError) and not glob.glob(str(tmp_path / "chroma.damaged-*"))
+    assert store.count("default", cfg) == 1
