@@ -15,10 +15,10 @@ the connection that sent it, until the event that ends it (``protocol.FINAL_EVEN
 no client's request (the watcher's ``watch-`` jobs) go to every client.
 
 When the engine stops depends on its mode: a window's engine when the window's connection
-closes; a CLI's engine when no client has been connected and no request has run for
-``keep_alive_s``; ``lantern serve`` on Ctrl+C/SIGTERM or a ``Shutdown``. Stopping is always the
-same orderly path: cancel what runs, let the indexer finish its write, close the stores, remove
-engine.json, release the lock. Nothing is SIGKILLed mid-flush by its own side.
+closes; a CLI's engine when no client has been connected for ``keep_alive_s``; ``lantern serve``
+on Ctrl+C/SIGTERM or a ``Shutdown``. Stopping is always the same orderly path: cancel what runs,
+let the indexer finish its write, close the stores, remove engine.json, release the lock.
+Nothing is SIGKILLed mid-flush by its own side.
 """
 
 from __future__ import annotations
@@ -289,7 +289,9 @@ class Host:
             if service.stopped.is_set():
                 self.request_stop("shutdown")
             if self.mode == r.CLI:
-                if self.clients() or self.in_flight():
+                # Requests of clients that left were cancelled when they left, and stopping
+                # waits for what still runs to finish its write: no client is reason enough.
+                if self.clients():
                     idle_since = time.monotonic()
                 elif time.monotonic() - idle_since >= self.config.keep_alive_s:
                     self.request_stop(f"no client for {self.config.keep_alive_s:g} s")
