@@ -362,8 +362,8 @@ class Host:
             return ""
         if cmd.path and os.path.realpath(cmd.path) == os.path.realpath(str(model.path)):
             return ""
-        return (f"The window has {model.name} loaded and uses it; ask without --model to use it too, "
-                f"or close the window to load another.")
+        return (f"The window has {model.name} loaded and uses it; ask without --model and --n-ctx to use it "
+                f"as it is, or close the window to load another.")
 
     # ------------------------------------------------------------------ stopping
 
