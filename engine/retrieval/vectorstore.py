@@ -36,6 +36,8 @@ _LOCK = threading.RLock()   # held while a set-aside store is refilled
 _GENERATION: dict[str, int] = {}
 # What a set-aside left to say, per folder: the next index run of any thread says it, once.
 _NOTICES: dict[str, list[str]] = {}
+_SET_ASIDE_AT: dict[str, float] = {}
+REBUILD_EVERY_S = 600.0   # at most one rebuild of a folder in this long: then the error is reported
 
 
 def chroma_name(collection: str) -> str:
@@ -119,13 +121,22 @@ class VectorStore:
                     raise EngineError(ErrorKind.INDEX_IO, disk_full_message(self.where, e)) from None
                 if self._url:
                     raise EngineError(ErrorKind.INDEX_IO, f"The Chroma server at {self._url} failed: {e}") from None
-                if attempt or self._refilling:
+                again = time.monotonic() - _SET_ASIDE_AT.get(key, -REBUILD_EVERY_S) < REBUILD_EVERY_S
+                if attempt or self._refilling or (again and _GENERATION.get(key, 0) == gen):
+                    # Rebuilt and failing still: the cause is not the store's files (a read-only
+                    # folder, a broken install); rebuilding at every search would not help.
                     raise EngineError(ErrorKind.INDEX_IO,
                                       f"The vector store at {self._path} fails even after it was rebuilt ({e}). "
                                       f"Check that the folder is writable; manifest.sqlite keeps the index.") from None
                 with _LOCK:
                     if _GENERATION.get(key, 0) == gen:
-                        self._set_aside(e)
+                        try:
+                            self._set_aside(e)
+                        except OSError as moved:
+                            raise EngineError(ErrorKind.INDEX_IO,
+                                              f"The vector store at {self._path} fails ({e}) and cannot be set aside "
+                                              f"to rebuild it ({moved.strerror or moved}). Check that its folder "
+                                              f"is writable.") from None
                 self._generation = -1   # reconnect, whoever set it aside
         raise AssertionError("unreachable")
 
@@ -152,6 +163,7 @@ class VectorStore:
                 aside = aside.with_name(f"{self._path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
             os.rename(self._path, aside)
         _GENERATION[key] = _GENERATION.get(key, 0) + 1
+        _SET_ASIDE_AT[key] = time.monotonic()
         self._generation = _GENERATION[key]
         log.warning("the vector store at %s failed (%s: %s); set aside as %s, rebuilding it from the manifest",
                     self._path, type(error).__name__, error, aside)

@@ -113,3 +113,17 @@ def test_a_refused_request_is_not_taken_for_damage(tmp_path, embedder):
         store.upsert("default", cfg, ["b", "b"], np.ones((2, cfg["dim"]), dtype=np.float32))
     assert not isinstance(e.value, EngineError) and not glob.glob(str(tmp_path / "chroma.damaged-*"))
     assert store.count("default", cfg) == 1
+
+
+def test_a_store_that_fails_after_its_rebuild_is_reported_not_rebuilt_again(tmp_path, embedder, monkeypatch):
+    refills = []
+    store = VectorStore(tmp_path / "chroma", refill=lambda s: refills.append(1) or 0)
+    cfg = embedder.config
+    store.upsert("default", cfg, ["a"], np.ones((1, cfg["dim"]), dtype=np.float32))
+    col = store.collection("default", cfg)
+    monkeypatch.setattr(type(col), "count", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("readonly")))
+    for _ in range(3):
+        with pytest.raises(EngineError) as e:
+            store.count("default", cfg)
+        assert "fails even after it was rebuilt" in e.value.message
+    assert refills == [1] and len(glob.glob(str(tmp_path / "chroma.damaged-*"))) == 1
