@@ -83,7 +83,6 @@ class EngineProcess:
                 if self._spawn(deadline, mode=residency.CLI):
                     return
                 # Another engine took the data dir between our look and its start: use that one.
-                continue
             if time.monotonic() > deadline:
                 info = residency.read_info(self._data_dir)
                 who = f"pid {info.pid}" if info else "its pid is unknown"
@@ -103,6 +102,8 @@ class EngineProcess:
         if info is None or not residency.pid_alive(info.pid):
             return False
         if not p.versions_compatible(info.protocol, p.PROTOCOL_VERSION):
+            if not residency.engine_running(self._data_dir):
+                return False   # a stale file of an older version; the pid is someone else's now
             raise EngineUnavailable(
                 f"a Lantern engine of another version (protocol {info.protocol}, pid {info.pid}) works in "
                 f"{self._data_dir}; stop it (lantern engine stop) or close the window that runs it")
