@@ -584,8 +584,13 @@ def probe(args: tuple, died_reading: bool = True) -> str:
     except OSError as e:
         log.warning("cannot start a process to read %s (%s); reading it here", path, e)
         return ""
+    if done.returncode > 0:
+        # Failed with an error the engine's own read reports as data (or the child could not
+        # start Lantern's reader at all: then this engine reads it, as before the crash).
+        log.info("reading %s in a separate process failed: %s", path,
+                 done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or done.returncode)
     if done.returncode >= 0:
-        return ""   # read, or failed with an error the engine's own read will report as data
+        return ""
     try:
         sig = signal.Signals(-done.returncode).name
     except ValueError:
