@@ -177,6 +177,8 @@ class Indexer:
         (each file's chunks are written in one transaction, so nothing is half-written)."""
         try:
             return self._index(paths, collection, exclude)
+        except EngineError:
+            raise   # already said in words (a full disk under the vector store among them)
         except Exception as e:
             if disk_full(e):
                 raise EngineError(ErrorKind.INDEX_IO, disk_full_message(self.manifest.path.parent, e)) from None

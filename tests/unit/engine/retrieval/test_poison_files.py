@@ -251,3 +251,18 @@ def test_after_a_pdf_crash_the_other_pdfs_of_the_run_are_read_in_a_child(index, 
     assert set(reasons) == {"b1.pdf", "b2.pdf", "b3.pdf"} and all("SIGKILL" in r for r in reasons.values())
     assert "the engine stopped while reading it" in reasons["b1.pdf"]
     assert index.search("plum-3391", k=1)[0].path == str(d / "good.pdf")
+
+
+def test_a_full_disk_under_the_vector_store_is_said_once(index, tmp_path, monkeypatch):
+    d = tmp_path / "logs"
+    d.mkdir()
+    (d / "a.log").write_text(GOOD)
+    col = index.store.collection("default", index.embedder.config)
+    monkeypatch.setattr(type(col), "upsert", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(EngineError) as e:
+        index.index(d)
+    assert e.value.message.count("is full") == 1 and "No space left on device" in e.value.message
+    assert index.manifest.sources("default")[str(d / "a.log")].status == "ok"   # the lexical index has it
+    monkeypatch.undo()
+    index.index(d)   # space again: the next run embeds what was left
+    assert index.vector_count() == len(index.chunks())
