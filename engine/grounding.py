@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +284,25 @@ def says_nothing(text: str, sources: list[SourceChunk]) -> bool:
     return markers_only(_location_spans(text, sources))
 
 
+# A syslog-style header: its host and program name the record, they are not what a question for
+# a user, an id or a recipient asks ("web1 sshd[15150]" is no user name).
+_HEADER = re.compile(r"(?m)^(?:<\d+>)?(?:\w{3}\s+\d{1,2}\s+\d\d:\d\d:\d\d(?:\s+\d{4})?|"
+                     r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\S*)\s+(\S+)\s+([\w./-]+?)(?:\[(\d+)\])?:")
+_ASKS_HEADER = re.compile(r"(?i)\b(?:(?:which|what)\b(?:\s+[\w-]+){0,3}?\s+)(?:host|hostname|server|program|"
+                          r"process|daemon|pid|service|machine|node)\b")
+
+
+def _header_words(sources: list[SourceChunk]) -> set[str]:
+    out: set[str] = set()
+    for c in sources:
+        for m in _HEADER.finditer(c.text):
+            host, prog, pid = m.group(1), m.group(2), m.group(3)
+            out |= {host.lower(), prog.lower(), *prog.lower().split("/")}
+            if pid:
+                out |= {pid, f"{prog.lower()}[{pid}]"}
+    return out
+
+
 def _words(text: str) -> set[str]:
     return {t.strip(_EDGE).lower() for t in _TOKEN.findall(text)} - {""}
 
@@ -307,12 +326,16 @@ def stated_values(text: str, kind: str, sources: list[SourceChunk], question: st
                 out.append(written)
         return out
     asked_words = _words(question)
+    if kind == "value" and not _ASKS_HEADER.search(question):
+        asked_words |= _header_words(sources)
     texts = "\n".join([c.text for c in sources] + ([c.path for c in sources] if kind == "file" else []))
     held_words = _words(texts)
     for m in _TOKEN.finditer(body):
         tok = m.group(0).strip(_EDGE)
         low = tok.lower()
         if not tok or low in asked_words or low in _FILLER or low in out:
+            continue
+        if re.sub(r"\[\d*\]?$", "", low) in asked_words:     # "postfix/qmgr[11709]"
             continue
         if kind == "port" and not (tok.isdigit() and 0 < int(tok) < 65536):
             continue

@@ -308,6 +308,14 @@ def test_a_value_counts_when_a_source_holds_it_the_question_does_not_and_it_is_c
     assert grounding.stated_values("The user name was oracle [1].", "value", [SSHD], u) == ["oracle"]
     assert grounding.stated_values("auth.log:5 [1]", "value", [SSHD], u) == []
     assert grounding.stated_values("The failed ssh login used a user name [1]", "value", [SSHD], u) == []
+    # The record's host and program name it; they are not the user or id asked for.
+    qmgr = SourceChunk("/corpus/mx1/mail.log", 8, 8, None, 1.0, "May  3 10:20:01 mx1 postfix/qmgr[11709]: "
+                       "4F2A11C0B3: from=<alerts@tundra.example>, size=312, nrcpt=1 (queue active)")
+    qid = "What queue ID did postfix give the mail from alerts on 3 May 10:20?"
+    for said in ("postfix/qmgr[11709] [1]", "mx1 [1]", "It was 11709 [1]"):
+        assert grounding.stated_values(said, "value", [qmgr], qid) == [], said
+    assert grounding.stated_values("The queue ID was 4F2A11C0B3 [1].", "value", [qmgr], qid) == ["4f2a11c0b3"]
+    assert grounding.stated_values("mx1 [1]", "value", [qmgr], "Which host logged queue id 4F2A11C0B3?") == ["mx1"]
     f = "Which file was transferred in the FTP upload on 3 Mar 10:41?"
     assert grounding.stated_values("/srv/ftp/pub/tundra-7139.tar.gz [1]", "file", [XFER], f) == \
         ["/srv/ftp/pub/tundra-7139.tar.gz"]
