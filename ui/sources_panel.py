@@ -401,7 +401,13 @@ class SourcesPanel(QFrame):
             self.job_detail.setToolTip(str(ev["path"]))
 
     def _on_finished(self, ev: dict) -> None:
+        # What happened to the index itself (a damaged vector store set aside and rebuilt) is
+        # said once, by whichever run found it.
+        notices = " ".join(str(n) for n in (ev.get("summary") or {}).get("notices") or [])
         if str(ev.get("id", "")).startswith(WATCH_ID_PREFIX):
+            if notices:
+                self._last_run = notices
+                self.summary.setText(notices)
             self.refresh()   # the engine read new lines or files in a watched folder
             return
         if ev.get("id") != self.job_id:
@@ -413,7 +419,8 @@ class SourcesPanel(QFrame):
         took = s.get("seconds", 0)
         self._last_run = (f"Last run: {plural(int(s.get('files', 0)), 'file')}, "
                           f"{plural(int(s.get('chunks_added', 0)), 'new chunk')}"
-                          + (f", {skipped} skipped" if skipped else "") + f" in {took:.1f} s.")
+                          + (f", {skipped} skipped" if skipped else "") + f" in {took:.1f} s."
+                          + (f" {notices}" if notices else ""))
         self.summary.setText(self._last_run)
         self.refresh()
         self.refresh_collections()

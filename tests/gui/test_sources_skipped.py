@@ -35,3 +35,21 @@ def test_the_panel_says_which_files_were_left_out_and_why(make_window, qtbot, tm
     assert "a1-unbalanced.csv: a CSV field is larger than the field limit" in text
     assert "a2-future.jsonl: a date, time or number in it cannot be read" in text
     assert "link.log: a symbolic link to" in text and "outside the folder you added" in text
+
+
+def test_a_rebuilt_vector_store_is_said_in_the_panel(make_window, monkeypatch):
+    """The notice travels in IndexDone.summary (tests/unit/engine/retrieval/test_store_cache.py
+    makes a real one); here the panel's part: a watched folder's run that found the damage says
+    it, and so does the person's own run."""
+    window = make_window(start_engine=False)
+    panel = window.sources.panel
+    # No engine here: the lists the panel asks for after a run are not part of this test.
+    monkeypatch.setattr(panel, "refresh", lambda: "")
+    monkeypatch.setattr(panel, "refresh_collections", lambda: "")
+    notice = "The vector store was damaged (InternalError: x). It was set aside as chroma.damaged-1 ..."
+    window.client.index_finished.emit({"id": "watch-7", "summary": {"notices": [notice], "skipped": []}})
+    assert panel.summary.text() == notice
+    panel.job_id = "job-1"
+    window.client.index_finished.emit({"id": "job-1", "summary": {"files": 2, "chunks_added": 3, "seconds": 0.5,
+                                                                  "notices": [notice]}})
+    assert panel.summary.text().startswith("Last run: 2 files, 3 new chunks in 0.5 s. The vector store was damaged")
