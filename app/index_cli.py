@@ -75,6 +75,8 @@ def run_index(args, paths: Paths) -> int:
     s = done.summary
     for skip in s.get("skipped", []):
         print(f"lantern index: skipped {skip['path']}: {skip['reason']}", file=sys.stderr)
+    for notice in s.get("notices", []):
+        print(f"lantern index: {notice}", file=sys.stderr)
     print(json.dumps(s, ensure_ascii=False))
     return 0
 
