@@ -39,6 +39,8 @@ $(STAMP): Makefile pyproject.toml constraints.txt packaging/llama_cmake_args.sh
 			-c constraints.txt llama-cpp-python && echo "$(LLAMA_CMAKE_ARGS)" > $(LLAMA_STAMP); \
 	fi
 	$(PIP) install -q -c constraints.txt -e '.[retrieval,legacy,dev]'
+	# The embedder's int8 graph, made from the installed model once (so the first indexing does not wait).
+	$(VENV)/bin/python -m engine.retrieval.embedder || true
 	# Test fixtures that are real files made by others: the python-docx sources ship real .docx files.
 	$(PIP) download -q --no-binary :all: --no-deps -c constraints.txt python-docx -d $(VENV)/fixtures
 	touch $(STAMP)

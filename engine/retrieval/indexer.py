@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 HEAD_LEN = 4096
 EMBED_SLICE = 64   # templates per embedder call between cancel checks (~0.3 s on one core)
+EMBED_SLICE_CHARS = 16_000   # ...and characters: ~20 document chunks, about a second on two cores
 # Folders that hold tools' state, not the user's documents.
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", ".tox", ".cache"}
 MAX_DEPTH = 64     # folders below an added one; deeper trees are generated, not written by a person
@@ -442,10 +443,9 @@ class Indexer:
                 fresh = {}
                 # In slices, with a cancel check between them: one batch of chunks can hold
                 # thousands of distinct templates, and Cancel must not wait for all of them.
-                for i in range(0, len(missing), EMBED_SLICE):
+                for part in embed_slices(missing):
                     if self._cancelled():
                         break
-                    part = missing[i:i + EMBED_SLICE]
                     vecs = self.embedder.embed_documents(part)
                     fresh.update({keys[t]: v.astype(np.float32).tobytes() for t, v in zip(part, vecs)})
                 with self.manifest:
@@ -467,6 +467,24 @@ class Indexer:
             done += len(ids)
             report.embedded += len(ids)
         self._progress("embed", done, total, "")
+
+
+def embed_slices(texts: list[str]) -> list[list[str]]:
+    """``texts`` shortest first, in slices of at most EMBED_SLICE texts and EMBED_SLICE_CHARS
+    characters: texts of like length share a slice (the embedder pads a batch to its longest),
+    and a slice of long document chunks still ends within a second or so for a cancel check."""
+    out: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
+    for t in sorted(texts, key=len):
+        if cur and (len(cur) >= EMBED_SLICE or size + len(t) > EMBED_SLICE_CHARS):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(t)
+        size += len(t)
+    if cur:
+        out.append(cur)
+    return out
 
 
 def under(path: str, roots: list[str]) -> bool:
