@@ -63,6 +63,7 @@ class SourceChunk:
     tokens: int = 0
     n: int = 0
     heading: str = ""     # a document's section (title path), shown with the citation
+    page_lines: list = field(default_factory=list)   # a PDF page's lines as indexed, for the viewer
 
     def location(self) -> str:
         lines = f"{self.line_start}" if self.line_end == self.line_start else f"{self.line_start}-{self.line_end}"

@@ -65,6 +65,20 @@ def read_window(path: str, line_start: int, line_end: int, context: int = CONTEX
     return out
 
 
+def page_window(c: dict) -> list[tuple[int, str]] | None:
+    """The cited page's lines as the engine indexed them (a PDF citation carries them), numbered
+    as the citation numbers them; None when the citation has none or they do not hold the cited
+    lines as quoted (then the quote itself is shown)."""
+    lines = [str(x) for x in (c.get("page_lines") or [])]
+    ls, le = int(c.get("line_start") or 1), int(c.get("line_end") or 1)
+    if not lines or le > len(lines):
+        return None
+    quoted = " ".join(str(c.get("text", "")).split())
+    if quoted and " ".join(" ".join(lines[ls - 1:le]).split()).find(quoted[:200]) < 0:
+        return None
+    return [(i + 1, t) for i, t in enumerate(lines)]
+
+
 def quoted_window(c: dict) -> list[tuple[int, str]]:
     start = int(c.get("line_start") or 1)
     return [(start + i, line) for i, line in enumerate(str(c.get("text", "")).splitlines())]
@@ -121,10 +135,15 @@ class SourceViewer(QDialog):
         binary_doc = Path(path).suffix.lower() in BINARY_DOCUMENTS
         lines = None if binary_doc else read_window(path, ls, le)
         self.from_file = lines is not None
+        self.whole_page = False
         if binary_doc:
-            lines = quoted_window(citation)
+            page = page_window(citation)
+            self.whole_page = page is not None
+            lines = page or quoted_window(citation)
             where = f"page {citation['page']} of the PDF" if citation.get("page") else "the document"
-            self.note.setText(f"The text quoted from {where}, as Lantern extracted it; open the file "
+            self.note.setText(f"The text of {where} as Lantern extracted it, the cited lines highlighted; open "
+                              f"the file itself to see the layout." if self.whole_page else
+                              f"The text quoted from {where}, as Lantern extracted it; open the file "
                               f"itself to see the layout.")
             self.note.show()
         elif lines is None:

@@ -321,6 +321,27 @@ class Manifest:
             return self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return self.db.execute("SELECT count(*) FROM chunks WHERE collection=?", (collection,)).fetchone()[0]
 
+    def page_lines(self, path: str, page: int, collection: str | None = None) -> list[str]:
+        """The lines of a document's page as indexed (numbered from 1, as citations number them;
+        a line no block holds, a blank one, is ''), from its chunks: the page a citation points
+        into, without reading the document again."""
+        where, args = "path = ? AND page = ?", [path, page]
+        if collection is not None:
+            where, args = where + " AND collection = ?", args + [collection]
+        else:   # the same file in several collections: one copy of its lines
+            where += " AND collection = (SELECT collection FROM chunks WHERE path = ? AND page = ? LIMIT 1)"
+            args += [path, page]
+        lines: dict[int, str] = {}
+        for text, records in self.db.execute(f"SELECT text, records FROM chunks WHERE {where} ORDER BY line_start", args):
+            for ls, le, _, _, a, b in json.loads(records or "[]"):
+                part = text[a:b].split("\n")
+                if len(part) != le - ls + 1:        # a long block cut in pieces that share its lines
+                    part = [" ".join(part)] + [None] * (le - ls)
+                for n, line in zip(range(ls, le + 1), part):
+                    if line is not None:
+                        lines[n] = f"{lines[n]} {line}" if n in lines else line
+        return [lines.get(n, "") for n in range(1, max(lines, default=0) + 1)]
+
     def chunk_ids(self, collection: str, path: str) -> list[str]:
         return [r[0] for r in self.db.execute(
             "SELECT id FROM chunks WHERE collection=? AND path=? ORDER BY line_start", (collection, path))]

@@ -159,11 +159,15 @@ _ENDS_IN_PAGE = re.compile(r"(?:[\s,]|^)(?:\d{1,4}|[ivxlc]{1,6})(?:\s*[,–-]\s*
 _FOLIO = re.compile(r"^\s*(?:\d+|[ivxlc]+)\s+(.+?)\s*$|^\s*(.+?)\s+(?:\d+|[ivxlc]+)\s*$", re.I)
 
 
-def _titled_folio(line: str, titles: set[str]) -> bool:
+def _titled_folio(line: str, titles: set[str], headings: frozenset[str] = frozenset()) -> bool:
     """A section title with the page number beside it, at a page's edge: the running header of
-    a chapter too short to repeat it on many pages ("Chapter 4: Installing R under macOS 21")."""
+    a chapter too short to repeat it on many pages ("Chapter 4: Installing R under macOS 21").
+    A line that is an outline title as written, number and all ("3 Cartridges" opening its
+    section), is the heading itself and stays."""
     m = _FOLIO.match(line)
-    return bool(m and titles) and _norm(m.group(1) or m.group(2)) in titles
+    if not (m and titles) or " ".join(line.lower().split()) in headings:
+        return False
+    return _norm(m.group(1) or m.group(2)) in titles
 
 
 def is_toc_page(lines: list[str], titled: bool = False) -> bool:
@@ -277,12 +281,13 @@ def read(path: str) -> list[Page]:
     raw = [_split_lines(t) for _, t in texts]
     running = _running_lines(raw)
     titles = {_norm(t) for _, _, t in outline}
+    headings = frozenset(" ".join(t.lower().split()) for _, _, t in outline)
     vocab = _vocabulary([t for _, t in texts])
     pages = []
     for (number, _), lines in zip(texts, raw):
         edges = set(_edges(lines))
         kept = [ln for i, ln in enumerate(lines)
-                if not (i in edges and (_shape(ln) in running or _PAGE_NUMBER.match(ln) or _titled_folio(ln, titles)))]
+                if not (i in edges and (_shape(ln) in running or _PAGE_NUMBER.match(ln) or _titled_folio(ln, titles, headings)))]
         kept = _dehyphenate(kept, vocab)
         if any(ln.strip() for ln in kept):
             pages.append(Page(number, kept))

@@ -149,6 +149,10 @@ class RetrievalSessions:
         hits.sort(key=lambda h: -h.score)
         chunks = [SourceChunk(h.path, h.line_start, h.line_end, h.page, h.score, h.text, heading=h.heading)
                   for h in hits[:k]]
+        for c in chunks:
+            if c.page is not None:
+                # The window opens a citation onto its whole page, the cited lines highlighted.
+                c.page_lines = idx.manifest.page_lines(c.path, c.page)
         if not chunks:
             return [], 0
         qvec = self.embedder.embed_query(question)

@@ -78,3 +78,22 @@ def test_a_document_citation_names_its_section_on_the_card_the_viewer_and_the_re
     v2 = SourceViewer(log)
     qtbot.addWidget(v2)
     assert not v2.section_label.isVisibleTo(v2)
+
+
+def test_a_pdf_citation_opens_its_page_with_the_cited_lines_highlighted(qtbot, tmp_path):
+    doc = tmp_path / "manual.pdf"
+    doc.write_bytes(b"%PDF-1.7\n\x00\x01 binary\n")
+    page = ["3 Cartridges", "Cartridges are ordered from the vendor every quarter.", "",
+            "Each cartridge holds twelve terabytes when compressed.", "", "Old ones are shredded."]
+    c = cite(doc, 4, 4, "Each cartridge holds twelve terabytes when compressed.")
+    c.update(page=4, page_lines=page)
+    v = SourceViewer(c)
+    qtbot.addWidget(v)
+    assert v.whole_page and "page 4 of the PDF" in v.note.text() and "highlighted" in v.note.text()
+    assert [n for n, _ in v.lines] == [1, 2, 3, 4, 5, 6] and v.highlighted == [4]
+    assert "Old ones are shredded." in v.text.toPlainText()
+    # Lines that do not hold the quote (an index from another version of the file): the quote alone.
+    c["page_lines"] = ["something else"] * 6
+    v2 = SourceViewer(c)
+    qtbot.addWidget(v2)
+    assert not v2.whole_page and v2.cited_lines == [(4, "Each cartridge holds twelve terabytes when compressed.")]

@@ -204,3 +204,38 @@ def test_the_section_travels_with_a_citation():
     from engine.grounding import SourceChunk
     c = SourceChunk("/docs/manual.pdf", 7, 12, 8, 1.0, "Cross-building is not possible.", heading="2 Installing R")
     assert c.citation()["heading"] == "2 Installing R"
+
+
+def test_a_pdf_citation_carries_its_whole_page_as_indexed(index, manual, embedder, tmp_path):
+    from engine import protocol as p
+    from engine.retrieval import pdf
+    from engine.retrieval.session import RetrievalSessions
+
+    path = str(manual / "storage-manual.pdf")
+    index.index(manual)
+    expected = dict(pdf.pages(path))[4]
+    while expected and not expected[-1].strip():
+        expected.pop()
+    assert index.manifest.page_lines(path, 4) == expected and "3 Cartridges" in expected
+    assert index.manifest.page_lines(path, 99) == []
+
+    sessions = RetrievalSessions(embedder=embedder)
+    try:
+        chat = p.Chat(messages=[{"role": "user", "content": "how often are cartridges ordered from the vendor?"}],
+                      use_sources=True, data_dir=str(index.manifest.path.parent))
+        chunks, found = sessions.chat_sources(chat)
+    finally:
+        sessions.close()
+    top = chunks[0]
+    assert found and top.page == 4 and top.heading == "3 Cartridges"
+    cited = top.page_lines[top.line_start - 1:top.line_end]
+    assert " ".join(cited).split() == top.text.split()
+    assert top.citation()["page_lines"] == expected
+
+
+def test_a_numbered_section_title_opening_a_page_is_text_not_a_running_header():
+    from engine.retrieval import pdf
+    titles, headings = {"installing r under macos"}, frozenset({"4 installing r under macos"})
+    assert pdf._titled_folio("Chapter 4: Installing R under macOS 21", titles, headings)
+    assert pdf._titled_folio("Installing R under macOS 21", titles, headings)
+    assert not pdf._titled_folio("4 Installing R under macOS", titles, headings)
