@@ -49,7 +49,8 @@ def test_index_then_search_json(tmp_path):
     out = [json.loads(line) for line in r.stdout.splitlines()]
     assert [o["query"] for o in out] == ["ORA-00942", "10.0.0.9", "why could the order not be placed"]
     first = out[0]["hits"][0]
-    assert set(first) == {"path", "line_start", "line_end", "page", "score", "text"}
+    assert set(first) == {"path", "line_start", "line_end", "page", "score", "text", "heading"}
+    assert first["heading"] == ""      # a log record has no section
     assert (first["path"], first["line_start"], first["line_end"]) == (str(logs / "app.log"), 2, 6)
     assert (out[1]["hits"][0]["line_start"], out[1]["hits"][0]["line_end"]) == (7, 7)
     assert out[2]["hits"][0]["line_start"] == 2
@@ -65,7 +66,7 @@ def test_index_then_search_json(tmp_path):
                 data_dir=tmp_path / "data")
     assert r.returncode == 0, r.stderr
     cites = json.loads(r.stdout)["citations"]
-    assert cites and set(cites[0]) == {"path", "line_start", "line_end", "page", "score", "text"}
+    assert cites and set(cites[0]) == {"path", "line_start", "line_end", "page", "heading", "score", "text"}
     assert (cites[0]["path"], cites[0]["line_start"], cites[0]["line_end"]) == (str(logs / "app.log"), 2, 6)
     assert "[1] " + str(logs / "app.log") + ":2-6" in r.stderr
 
