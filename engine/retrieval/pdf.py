@@ -265,6 +265,10 @@ def _place_headings(pages: list[Page], outline: list[tuple[int, int, str]]) -> N
             title = _norm(heading.rsplit(" > ", 1)[-1])
             at = next((i for i in range(start, len(page.lines))
                        if title and _norm(page.lines[i]) == title), None)
+            if at is None:      # a long title wrapped onto a second line
+                at = next((i for i in range(start, len(page.lines) - 1)
+                           if title and len(title) > 12 and title.startswith(_norm(page.lines[i]))
+                           and _norm(page.lines[i] + " " + page.lines[i + 1]) == title), None)
             if at is None:
                 at = next((i for i in range(start, len(page.lines))
                            if title and len(title) > 12 and _norm(page.lines[i]).startswith(title)), start)

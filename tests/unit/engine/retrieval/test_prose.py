@@ -239,3 +239,28 @@ def test_a_numbered_section_title_opening_a_page_is_text_not_a_running_header():
     assert pdf._titled_folio("Chapter 4: Installing R under macOS 21", titles, headings)
     assert pdf._titled_folio("Installing R under macOS 21", titles, headings)
     assert not pdf._titled_folio("4 Installing R under macOS", titles, headings)
+
+
+def test_a_section_whose_title_wraps_starts_where_its_title_stands(tmp_path):
+    from engine.retrieval import pdf
+    long_title = "2 Index vectors; selecting and modifying subsets of a data set"
+    doc = fpdf.FPDF()
+    doc.set_font("Helvetica", size=11)
+    doc.add_page()
+    doc.start_section("1 Character vectors")
+    doc.cell(0, 10, "1 Character vectors", new_x="LMARGIN", new_y="NEXT")
+    doc.multi_cell(0, 7, "The paste() function joins its arguments with a blank; sep changes it.",
+                   new_x="LMARGIN", new_y="NEXT")
+    doc.ln(4)
+    doc.start_section(long_title)
+    doc.multi_cell(90, 8, long_title, new_x="LMARGIN", new_y="NEXT")     # wraps onto a second line
+    doc.ln(4)
+    doc.multi_cell(0, 7, "Subsets of a vector are selected with an index vector in square brackets.",
+                   new_x="LMARGIN", new_y="NEXT")
+    doc.output(str(tmp_path / "intro.pdf"))
+    (number, records), = pdf.page_records(str(tmp_path / "intro.pdf"))
+
+    def heading(sentence):
+        return next(r.source.get("heading") for r in records if sentence in r.text)
+    assert heading("The paste() function joins its arguments") == "1 Character vectors"
+    assert heading("Subsets of a vector are selected") == long_title
