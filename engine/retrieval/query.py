@@ -76,6 +76,7 @@ class When:
     clock: tuple[int, int] | None = None        # seconds of the day, [lo, hi)
     absolute: tuple[float, float] | None = None  # an epoch span ("last 2 hours")
     near: tuple[float, bool] | None = None       # (epoch of Y, after?) for "just after/before Y"
+    center: tuple[int, int] | None = None        # "around 9:08": the minute said, inside ``clock``
 
     def grade(self, epoch: float | None, text: str = "") -> float:
         """How well a record's time matches: 1 all that was said, a part for part of it
@@ -105,6 +106,11 @@ class When:
         clock_ok = self.clock[0] <= sod < self.clock[1] or _clock_written(self.clock, text)
         if clock_ok:
             if date_ok:
+                if self.center is not None:
+                    # "Around 9:08" is most likely 9:08 itself, and less likely the further off.
+                    lo, hi = self.center
+                    off = lo - sod if sod < lo else sod - hi + 1 if sod >= hi else 0
+                    return 1.0 - 0.3 * min(off, AROUND_S) / AROUND_S
                 return 1.0
             # The same clock on another day: some weight for a second, less for a wider span.
             width = self.clock[1] - self.clock[0]
@@ -158,6 +164,7 @@ class Intent:
     yearless: bool = False        # the date had no year: any year with records is meant
     when: When | None = None
     relation: Relation | None = field(default=None)
+    asks: str | None = None       # the kind of value the question asks for ("ip"), see ``asks``
 
 
 def parse(question: str, now: datetime | None = None) -> Intent:
@@ -175,6 +182,7 @@ def parse(question: str, now: datetime | None = None) -> Intent:
         when.absolute = (since, until)
 
     clock = _find_clock(rest)
+    when.center = _around(rest) if clock else None
     if day is not None:
         when.month, when.day = day.month, day.day
         when.year = day.year if not yearless else None
@@ -198,7 +206,19 @@ def parse(question: str, now: datetime | None = None) -> Intent:
             break
     said = when.absolute or when.clock or when.month or when.year
     return Intent(" ".join(question.split()), since, until, level, yearless and day is not None,
-                  when if said else None, _relation(question))
+                  when if said else None, _relation(question), asks(question))
+
+
+# "Which IP ...", "From which client IP ...", "What was the source address of ...": the answer
+# is an address, so a record that states one answers better than its neighbour that does not
+# (mosquitto's "New connection from 10.0.0.5" and the "not authorised" line after it).
+_ASKS_IP = re.compile(r"\b(?:which|what|whose)\s+(?:\w+\s+){0,3}?(?:ip|ips|ip\s+address(?:es)?|addresse?s?)\b", re.I)
+
+
+def asks(question: str) -> str | None:
+    """The kind of value a question asks for, where a record can show it: "ip" only, for now
+    (user names, ids and paths look like any other word)."""
+    return "ip" if _ASKS_IP.search(question) else None
 
 
 def _relation(question: str) -> Relation | None:
@@ -240,6 +260,17 @@ def _find_clock(text: str) -> tuple[int, int] | None:
         a, prec = _clock(s)
         return _sod(a), _sod(a) + prec
     return None
+
+
+def _around(text: str) -> tuple[int, int] | None:
+    """The clock an "around 9:08" names, as a span of its precision (when no span is given)."""
+    if _SPAN.search(text):
+        return None
+    m = _AROUND.search(text)
+    if not m:
+        return None
+    a, prec = _clock(m.group("a"))
+    return _sod(a), _sod(a) + prec
 
 
 def _sod(t: time) -> int:

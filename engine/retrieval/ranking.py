@@ -35,6 +35,9 @@ W_MEANING = 0.5
 W_TIME = 1.0
 W_FIELD = 0.25
 W_LEVEL = 0.08
+# The record states the kind of value asked for (an address for "which IP"): a tie-breaker
+# between lines of one event, scaled by relevance like time.
+W_ANSWER = 0.3
 
 # Names a person uses for a program, and the names its files and log lines carry. Only the
 # names of programs that log under another name than people call them.
@@ -70,6 +73,7 @@ class Features:
     time: float
     field: float
     level: float
+    answer: float = 0.0
 
     @property
     def relevance(self) -> float:
@@ -82,7 +86,9 @@ class Features:
         # A matching time counts fully for a record that is about the question and a little for
         # one that is not: "10.0.0.5 on December 25" must not return any line of December 25.
         timed = W_TIME * self.time * (0.3 + 0.7 * self.relevance)
-        return W_WORDS * self.words + W_MEANING * self.meaning + timed + W_FIELD * self.field + W_LEVEL * self.level
+        answered = W_ANSWER * self.answer * self.relevance
+        return (W_WORDS * self.words + W_MEANING * self.meaning + timed + W_FIELD * self.field
+                + W_LEVEL * self.level + answered)
 
 
 class Words:
@@ -151,6 +157,16 @@ class Fields:
         if self._head is not None and self._head.search(record_text[:90].lower()):
             return 1.0
         return 0.0
+
+
+_IP = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])|(?<![0-9a-f:])(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{1,4}(?![0-9a-f:])", re.I)
+
+
+def states(asks: str | None, text: str) -> float:
+    """1 when the record states a value of the kind the question asks for."""
+    if asks == "ip":
+        return 1.0 if _IP.search(text) else 0.0
+    return 0.0
 
 
 def path_words(path: str) -> list[str]:

@@ -223,7 +223,8 @@ class Retriever:
             if prose.is_prose(row):
                 hit, feats = self._best_block(row, prose_words, meaning.get(rowid, 0.0), fields, f)
             else:
-                hit, feats = self._best_record(row, words, meaning.get(rowid, 0.0), when, fields, intent.level_boost, f)
+                hit, feats = self._best_record(row, words, meaning.get(rowid, 0.0), when, fields, intent.level_boost, f,
+                                               intent.asks)
             if hit is not None:
                 scored.append((feats.score, rowid, hit, feats))
         scored.sort(key=lambda x: (-x[0], x[1]))
@@ -464,7 +465,8 @@ class Retriever:
     # ------------------------------------------------------------------ narrowing
 
     def _best_record(self, row: dict, words: ranking.Words, meaning: float, when: query_mod.When | None,
-                     fields: ranking.Fields, boost: str | None, f: Filters) -> tuple[Hit | None, ranking.Features]:
+                     fields: ranking.Fields, boost: str | None, f: Filters,
+                     asks: str | None = None) -> tuple[Hit | None, ranking.Features]:
         """The chunk's record that answers best, and its evidence. Records outside an explicit
         filter (time range, level) are not eligible; a chunk with none eligible is no hit."""
         records = row["records"] or [[row["line_start"], row["line_end"], None, None, 0, len(row["text"])]]
@@ -477,7 +479,8 @@ class Retriever:
                 words=words.share(text), meaning=meaning,
                 time=when.grade(epoch, text) if when is not None else 0.0,
                 field=fields.match(row["path"], text),
-                level=ranking.level_match(boost, level))
+                level=ranking.level_match(boost, level),
+                answer=ranking.states(asks, text))
             if best_feats is None or feats.score > best_feats.score:
                 best, best_feats = i, feats
         if best is None:

@@ -50,6 +50,43 @@ def test_grades_reward_what_matches_and_never_exclude():
     assert len(w.windows(range(2008, 2026))) == 18
 
 
+def test_around_a_minute_is_most_likely_that_minute():
+    # "around 9:08am" looks ten minutes either side, but 9:08 itself beats 9:07 and 9:09
+    w = query.parse("the failed login on the 18th of March around 9:08am", NOW).when
+    at = lambda h, m, s: w.grade(datetime(2013, 3, 18, h, m, s).timestamp())
+    assert at(9, 8, 52) == at(9, 8, 0) == 1.0
+    assert 1.0 > at(9, 7, 59) > at(9, 4, 0) > 0.5
+    assert 1.0 > at(9, 9, 6) > at(9, 15, 0) > 0.5
+    assert at(9, 30, 0) < 0.5                                      # outside the window: the day only
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Which IP caused the MQTT connection that mosquitto refused?", "ip"),
+    ("From which client IP did the failed IMAP login come at 08:27?", "ip"),
+    ("What was the source address of the request squid denied?", "ip"),
+    ('"Jul 14:16:55 raid5 named[3935]: client" - which IP was this?', "ip"),
+    ("Which MQTT client id belongs to the client that connected?", None),
+    ("Which user name was used in the failed SSH login?", None),
+    ("what did 10.0.0.5 do on December 25", None),
+])
+def test_what_kind_of_value_a_question_asks_for(question, kind):
+    assert query.asks(question) == kind
+
+
+def test_a_record_stating_the_asked_address_beats_its_neighbour():
+    # mosquitto logs a refused client on two lines; only the first names the address
+    from engine.retrieval import ranking
+    named = ranking.Features(words=0.4, meaning=0.5, time=1.0, field=1.0, level=0.0,
+                             answer=ranking.states("ip", "1527462275: New connection from 127.98.177.241:42581 on port 1883."))
+    other = ranking.Features(words=0.55, meaning=0.5, time=1.0, field=1.0, level=0.0,
+                             answer=ranking.states("ip", "1527462275: Client <unknown> disconnected, not authorised."))
+    assert named.answer == 1.0 and other.answer == 0.0
+    assert named.score > other.score
+    assert ranking.states("ip", "client ::ffff:10.0.0.5 rejected") == 1.0
+    assert ranking.states("ip", "version 1.2.3 started") == 0.0
+    assert ranking.states(None, "from 10.0.0.5") == 0.0
+
+
 def test_relations_name_the_anchor_event():
     r = query.parse("the ssh login that failed just after the disk filled up", NOW).relation
     assert r is not None and r.after and r.anchor == "the disk filled up" and r.target == "the ssh login that failed"
