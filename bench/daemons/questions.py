@@ -437,17 +437,41 @@ def build(corpus: Corpus, events: list[dict], seed: int = 7, verify_span: float 
 SAME_ACTION_S = 2
 
 
+# lines an action writes to another file that the driver does not record as events of their own:
+# (file, line pattern with the client's {ip})
+WRITES_ALSO = {
+    "ftp-download": [("var/log/vsftpd.log", r'OK DOWNLOAD: Client "{ip}"')],
+    "ftp-login-failed": [("var/log/auth.log", r"vsftpd: pam_unix\([^)]*:auth\): authentication failure;.* rhost={ip}(?!\d)")],
+}
+
+
+def _written_also(corpus: Corpus, ev: dict, t: dt.datetime, answer: str) -> list[dict]:
+    ip = ev["fields"].get("ip")
+    out = []
+    for file, pattern in WRITES_ALSO.get(ev["kind"], []) if ip else []:
+        rx = re.compile(pattern.format(ip=re.escape(ip)))
+        for rel in rotated(corpus.root, os.path.join(ev["host"], file)):
+            lines = corpus.lines(rel)
+            idx = [i for i, line in enumerate(lines) if answer in line and rx.search(line)]
+            idx = [i for i in idx if (got := line_time(corpus, rel, i, t.year))
+                   and abs((got[0] - t).total_seconds()) <= SAME_ACTION_S]
+            if idx:
+                out.append({"path": rel, "accept": [[i + 1, i + 1] for i in idx]})
+    return out
+
+
 def _same_action(corpus: Corpus, ev: dict, hit: dict, t: dt.datetime, answer: str,
                  by_host_ip: dict) -> list[dict]:
     """The other lines one request left in other files of the same host (an nginx 404 is a line
     in access.log and one in error.log, both with the client's IP): {path, accept} for those
     that state the answer. The question describes the action, so either line answers it; the
     driver recorded both as events of the same kind, client and second (a login and the
-    download after it are two actions)."""
+    download after it are two actions), or the daemon writes the second line itself
+    (``WRITES_ALSO``: vsftpd's own line for a download xferlog records, PAM's for a failed login)."""
     ip = ev["fields"].get("ip")
     if not ip:
         return []
-    out = []
+    out = _written_also(corpus, ev, t, answer)
     for oev, ohit, ot, _ in by_host_ip.get((ev["host"], ip), []):
         if oev is ev or oev["kind"] != ev["kind"] or ohit["path"] == hit["path"] \
                 or abs((ot - t).total_seconds()) > SAME_ACTION_S:

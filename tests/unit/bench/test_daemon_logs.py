@@ -220,3 +220,22 @@ def test_one_request_in_two_files_is_answered_by_either_line(tmp_path):
     events[1]["fake_time"] = dt.datetime(2018, 1, 19, 9, 26, 0, tzinfo=UTC).timestamp()
     qs, _ = Q.build(c, events, seed=1)
     assert all(q["also"] == [] for q in qs)
+
+
+def test_lines_a_daemon_writes_beside_the_recorded_one_answer_too(tmp_path):
+    # a failed vsftpd login is also PAM's authentication failure in auth.log, same second, same client
+    d = tmp_path / "ftp1" / "var" / "log"
+    d.mkdir(parents=True)
+    (d / "vsftpd.log").write_text('Mon Nov 23 01:24:41 2009 [pid 20000] [carol] FAIL LOGIN: Client "127.171.223.76"\n')
+    (d / "auth.log").write_text(
+        "Nov 23 01:24:41 ftp1 vsftpd: pam_unix(lantern-vsftpd:auth): authentication failure; logname= uid=0 "
+        "euid=0 tty=ftp ruser=carol rhost=127.171.223.76  user=carol\n"
+        "Nov 23 01:29:00 ftp1 vsftpd: pam_unix(lantern-vsftpd:auth): authentication failure; logname= uid=0 "
+        "euid=0 tty=ftp ruser=carol rhost=127.171.223.76  user=carol\n")
+    c = Q.Corpus(str(tmp_path))
+    t = dt.datetime(2009, 11, 23, 1, 24, 41, tzinfo=UTC)
+    ev = {"host": "ftp1", "kind": "ftp-login-failed", "program": "vsftpd", "format": "vsftpd", "seq": 0,
+          "file": "var/log/vsftpd.log", "marker": '"127.171.223.76"', "ask": ["ip", "user"],
+          "fields": {"ip": "127.171.223.76", "user": "carol"}, "fake_time": t.timestamp()}
+    qs, _ = Q.build(c, [ev], seed=2)
+    assert qs and all(q["also"] == [{"path": "ftp1/var/log/auth.log", "accept": [[1, 1]]}] for q in qs)
