@@ -266,7 +266,8 @@ class EngineService:
         from engine.grounding import SourcePrompt
 
         chunks, found = self._sessions(False).chat_sources(cmd)
-        return SourcePrompt(chunks, found)
+        question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        return SourcePrompt(chunks, found, question=question)
 
     def _chat(self, cmd: p.Chat, cancel: threading.Event) -> None:
         if cancel.is_set():

@@ -101,6 +101,19 @@ def test_at_most_max_sent_sources_are_sent_best_first():
     assert sp.citations("r").budget["relevant"] == 6
 
 
+def test_a_clearly_leading_record_is_sent_alone_for_a_question_asking_a_value():
+    def scored(*scores):
+        return [SourceChunk(f"/logs/auth.log", i + 1, i + 1, None, sc, f"line {i} from 192.0.2.{i}")
+                for i, sc in enumerate(scores)]
+
+    ip_q = "Which IP address was behind the failed ssh login on April 7 at 03:12:05?"
+    assert len(grounding.SourcePrompt(scored(2.4, 1.5, 1.4), 3, question=ip_q).chunks) == 1
+    assert len(grounding.SourcePrompt(scored(2.4, 2.1, 1.4), 3, question=ip_q).chunks) == 3   # close: all three
+    why = "Why did the ssh logins fail on April 7?"
+    assert len(grounding.SourcePrompt(scored(2.4, 1.5, 1.4), 3, question=why).chunks) == 3
+    assert len(grounding.SourcePrompt(scored(2.4), 1, question=ip_q).chunks) == 1
+
+
 @pytest.mark.parametrize("text, only", [
     ("", True), ("  ", True), ("[1]", True), ("[1][2].", True), (" [1, 2]", True), ("Source: [1]", True),
     ("Sources [1] [3]", True), ("192.0.2.7 [1]", False), ("The host was mx1 [1].", False), ("Yes [1]", False),
