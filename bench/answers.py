@@ -15,7 +15,11 @@ decoding. For each model (--model, repeatable; the default model by default):
                      lines overlap one of its "accept" ranges
   right_record_sent / right_record_first  the accepted record was among the sources sent / was
                      [1] (retrieval's share of a miss)
-  markers_only       the model's first answer was citation markers only (or empty)
+  markers_only       the model's first answer stated nothing the question asked for (markers
+                     only, a source's place, no value of the asked kind from a source), so it
+                     was not shown
+  by_kind            value_accuracy / value_accuracy_model per question phrasing
+  one_source_sent    answers whose prompt held a single source (the best one led clearly)
   fallback_retry / fallback_record  what the person got instead (see engine/grounding.py)
   flagged            answers with a value flagged as in no source
   median_s           seconds per answer, retrieval included
@@ -195,8 +199,8 @@ def run_model(engine: Engine, spec: str, questions: list[dict], cdir: Path, data
     loaded = engine.call(p.LoadModel(path=path, n_ctx=args.n_ctx))[-1]
     if not isinstance(loaded, p.ModelLoaded):
         return {"error": getattr(loaded, "message", "could not load"), "path": path}
-    scores, ceil_ok, secs, ceil_secs = [], [], [], []
-    markers = retry = record = flagged = errors = 0
+    scores, ceil_ok, secs, ceil_secs, kinds = [], [], [], [], []
+    markers = retry = record = flagged = errors = alone = 0
     for i, q in enumerate(questions):
         a = ask(engine, q, data_dir, args.max_tokens, DEFAULT_SYSTEM_PROMPT)
         if "error" in a:
@@ -205,16 +209,20 @@ def run_model(engine: Engine, spec: str, questions: list[dict], cdir: Path, data
             continue
         s = score(q, cdir, a)
         scores.append(s)
+        kinds.append(q.get("kind", ""))
         secs.append(a["seconds"])
         markers += a["fallback"] != ""
         retry += a["fallback"] == "retry"
         record += a["fallback"] == "record"
         flagged += bool(a["unsourced"])
+        alone += len(a["citations"]) == 1
         row = {"model": loaded.name, "id": q["id"], "question": q["question"], "answer": q["answer"],
                "text": a["text"], "fallback": a["fallback"], "unsourced": a["unsourced"], **s,
                "seconds": a["seconds"],
                "sources": [f"[{c['n']}] {os.path.basename(c['path'])}:{c['line_start']}-{c['line_end']}"
-                           for c in a["citations"]]}
+                           f" score={c.get('score', 0):.4g} sim={c.get('similarity', 0):.3f}"
+                           for c in a["citations"]],
+               "source_texts": [c.get("text", "")[:400] for c in a["citations"]]}
         if not args.no_ceiling:
             c = ceiling(engine, q, cdir, args.max_tokens, DEFAULT_SYSTEM_PROMPT)
             ceil_ok.append(value_ok(q, c["text"]))
@@ -231,8 +239,13 @@ def run_model(engine: Engine, spec: str, questions: list[dict], cdir: Path, data
         "citation_accuracy": rate([s["citation"] for s in scores]),
         "right_record_sent": rate([s["sent"] for s in scores]),
         "right_record_first": rate([s["first"] for s in scores]),
-        "markers_only": markers, "fallback_retry": retry, "fallback_record": record, "flagged": flagged,
+        "markers_only": markers, "one_source_sent": alone, "fallback_retry": retry, "fallback_record": record, "flagged": flagged,
         "median_s": round(statistics.median(secs), 2) if secs else None,
+        "mean_s": round(statistics.mean(secs), 2) if secs else None,
+        "by_kind": {k: {"n": kinds.count(k),
+                        "value_accuracy": rate([s["value"] for s, kk in zip(scores, kinds) if kk == k]),
+                        "value_accuracy_model": rate([s["value_model"] for s, kk in zip(scores, kinds) if kk == k])}
+                    for k in sorted(set(kinds))},
     }
     if ceil_ok:
         out["ceiling"] = {"value_accuracy": rate(ceil_ok), "median_s": round(statistics.median(ceil_secs), 2)}
