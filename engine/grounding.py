@@ -171,7 +171,8 @@ def starts_with_marker(text: str) -> bool:
 #   2. if that too says nothing, the top record itself, labelled as such: it is what the
 #      retriever judged best, it is quoted, not invented, and the person can read the value off
 #      it, which "[1]" alone does not let them do.
-RETRY_SYSTEM = "Answer the question from the log excerpt in one short sentence. Give the exact {what} asked for."
+RETRY_SYSTEM = ("Answer the question from the log excerpt in one short sentence. Give the exact {what} asked "
+                "for. If the excerpt does not show it, say so.")
 RETRY_RECORD_CHARS = 2000
 RETRY_MAX_TOKENS = 160
 # Tokens that begin with these may not start a sourced answer (logit ban on the first tokens):
@@ -323,10 +324,11 @@ def _words(text: str) -> set[str]:
 
 
 def stated_values(text: str, kind: str, sources: list[SourceChunk], question: str = "",
-                  final: bool = True) -> list[str]:
-    """The values of ``kind`` that ``text`` states, copied from a source and not from the
-    question, in order. While a reply streams (``final`` false) its last token may still grow
-    (a stream cut at "198.51.100" is not an address yet), so it is left out."""
+                  final: bool = True, context: tuple[str, ...] = ()) -> list[str]:
+    """The values of ``kind`` that ``text`` states, copied from a source (or from the
+    conversation's ``context``: the system prompt, earlier messages) and not from the question,
+    in order. While a reply streams (``final`` false) its last token may still grow (a stream
+    cut at "198.51.100" is not an address yet), so it is left out."""
     body = _MARKERS.sub(" ", text)
     if kind != "file":      # a file is a fair answer to "which file"
         body = _location_spans(body, sources)
@@ -335,7 +337,7 @@ def stated_values(text: str, kind: str, sources: list[SourceChunk], question: st
     out: list[str] = []
     if kind == "ip":
         asked = {ip for _w, ip, _p in addresses(question)}
-        held = {ip for c in sources for _w, ip, _p in addresses(c.text)}
+        held = {ip for t in [c.text for c in sources] + list(context) for _w, ip, _p in addresses(t)}
         for written, ip, _port in addresses(body):
             if ip in held and ip not in asked and written not in out:
                 out.append(written)
@@ -343,7 +345,8 @@ def stated_values(text: str, kind: str, sources: list[SourceChunk], question: st
     asked_words = _words(question)
     if kind == "value" and not _ASKS_HEADER.search(question):
         asked_words |= _header_words(sources)
-    texts = "\n".join([c.text for c in sources] + ([c.path for c in sources] if kind == "file" else []))
+    texts = "\n".join([c.text for c in sources] + list(context) +
+                      ([c.path for c in sources] if kind == "file" else []))
     held_words = _words(texts)
     for m in _TOKEN.finditer(body):
         tok = m.group(0).strip(_EDGE)
@@ -487,8 +490,11 @@ class Answer:
     """The checks on one sourced reply and its retry: what the question asks for, and whether a
     reply (so far) states it."""
 
-    def __init__(self, question: str):
+    def __init__(self, question: str, context: tuple[str, ...] = ()):
         self.question = question
+        # What the person told the model besides the question (system prompt, earlier messages):
+        # a value from there is theirs, not made up; if no source holds it, it is flagged.
+        self.context = tuple(context)
         self.kind = asked_kind(question)
         self.texts: list[str] = []    # each generation's whole text, shown or not
 
@@ -499,7 +505,7 @@ class Answer:
         if not sources:
             return True
         if self.kind:
-            return bool(stated_values(text, self.kind, sources, self.question, final))
+            return bool(stated_values(text, self.kind, sources, self.question, final, self.context))
         return not says_nothing(text if final else re.sub(r"\S+$", "", text), sources)
 
     def retry_source(self, sources: list[SourceChunk]) -> int:

@@ -338,8 +338,10 @@ class EngineService:
 
         t0 = time.perf_counter()
         first: list[float] = []
-        question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        check = grounding.Answer(question)
+        last = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+        question = messages[last]["content"] if last >= 0 else ""
+        check = grounding.Answer(question, tuple(m["content"] for i, m in enumerate(messages)
+                                                 if i != last and m["role"] in ("system", "user")))
 
         def held(pieces, sources) -> bool:
             text, showing = "", False

@@ -367,6 +367,29 @@ def test_a_reply_without_a_sourced_value_of_the_asked_kind_is_replaced():
     assert len(backend.calls) == 2
 
 
+def test_an_address_the_person_gave_the_model_is_shown_and_flagged_not_replaced():
+    # The system prompt names the gateway; no source does. The reply is the person's own fact,
+    # shown as written, with the warning that no source holds it.
+    events: list = []
+    backend = ScriptedBackend(["The office gateway is 192.0.2.7 [1]."])
+    service = EngineService(events.append, backend=backend)
+    service._source_fit = lambda cmd, messages: grounding.SourcePrompt([RECORD, OTHER], found=2)
+    try:
+        service._chat(p.Chat(id="c1", messages=[
+            {"role": "system", "content": "You are a helpful assistant. The office gateway is 192.0.2.7."},
+            {"role": "user", "content": "What is the IP address of the office gateway?"}],
+            sampling={"temperature": 0, "max_tokens": 64}, use_sources=True), threading.Event())
+    finally:
+        service.close()
+    done = events[-1]
+    assert done.text == "The office gateway is 192.0.2.7 [1]." and done.fallback == "" and len(backend.calls) == 1
+    assert [f["value"] for f in done.unsourced] == ["192.0.2.7"]
+
+
+def test_the_retry_may_say_the_record_does_not_show_it():
+    assert "If the excerpt does not show it, say so." in grounding.retry_messages("Which IP?", RECORD, "ip")[0]["content"]
+
+
 def test_a_reply_stating_a_sourced_value_streams_once_the_value_is_complete():
     events: list = []
     backend = ScriptedBackend(["The IP address was 198.51.100.9 [1]."])
