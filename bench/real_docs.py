@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.anchors import BM25, rrf  # noqa: E402
+from bench.real_logs import _paired_interval  # noqa: E402
 from bench.retrieval_quality import recall  # noqa: E402
 
 K = 5
@@ -328,6 +329,9 @@ def main() -> int:
         "sides": {k: {kk: vv for kk, vv in v.items() if kk != "ranks"} for k, v in sides.items()},
         "best_anchor": best,
         "lantern_minus_best_anchor": {m: round(lantern[m] - anchors[best][m], 3) for m in ("recall@1", "recall@5")},
+        # What question sampling alone could make of the margin (paired bootstrap, 95%).
+        "lantern_minus_best_anchor_interval": {f"recall@{k}": _paired_interval(lantern["ranks"], anchors[best]["ranks"], k)
+                                               for k in (1, K)},
         "extraction": extraction,
         "index_biggest_pdf": {"file": BIGGEST, "pages": n_big, "seconds": round(big_s, 1), "chunks": big_chunks,
                               "seconds_per_250_pages": round(big_s * 250 / n_big, 1),
@@ -335,7 +339,8 @@ def main() -> int:
                               "embedded_chunks_per_second": round(big_chunks / max(big_s - big_text_s, 1e-9), 1),
                               "load_average_before": round(load_before, 2), "cpus": os.cpu_count()},
         "targets": {"recall@1>=0.72": lantern["recall@1"] >= 0.72, "recall@5>=0.90": lantern["recall@5"] >= 0.90,
-                    "above_best_anchor": lantern["recall@1"] > anchors[best]["recall@1"],
+                    "above_best_anchor": lantern["recall@1"] > anchors[best]["recall@1"]
+                    and lantern["recall@5"] > anchors[best]["recall@5"],
                     "extraction_10x": bool(extraction.get("speedup") and extraction["speedup"] >= 10),
                     "index_250_pages_30s": big_s * 250 / n_big <= 30},
         "total_seconds": round(time.perf_counter() - t_start, 1),
