@@ -77,6 +77,9 @@ class When:
     absolute: tuple[float, float] | None = None  # an epoch span ("last 2 hours")
     near: tuple[float, bool] | None = None       # (epoch of Y, after?) for "just after/before Y"
     center: tuple[int, int] | None = None        # "around 9:08": the minute said, inside ``clock``
+    # Y's year is a guess (its line has none; the indexer inferred one from the file's date and
+    # month order, which a file written now and then over years defeats): near Y in any year.
+    near_yearless: bool = False
 
     def grade(self, epoch: float | None, text: str = "") -> float:
         """How well a record's time matches: 1 all that was said, a part for part of it
@@ -87,8 +90,17 @@ class When:
             if epoch is None:
                 return 0.0
             anchor, after = self.near
+            weight = 1.0
+            if self.near_yearless:
+                moved = _same_year(epoch, anchor)
+                if moved is None:
+                    return 0.0
+                # The guessed year is usually right (most files are written every day): another
+                # year counts, less.
+                weight = 1.0 if abs(moved - epoch) < 2 * RELATION_S else 0.7
+                epoch = moved
             gap = epoch - anchor if after else anchor - epoch
-            return 1.0 - 0.5 * gap / RELATION_S if 0 <= gap < RELATION_S else 0.0
+            return weight * (1.0 - 0.5 * gap / RELATION_S) if 0 <= gap < RELATION_S else 0.0
         if self.absolute is not None:
             if epoch is None:
                 return 0.0
@@ -122,7 +134,10 @@ class When:
         a clock or a month alone has too many."""
         if self.near is not None:
             anchor, after = self.near
-            return [(anchor, anchor + RELATION_S) if after else (anchor - RELATION_S, anchor + 1)]
+            starts = [anchor]
+            if self.near_yearless:
+                starts = [e for e in (_in_year(anchor, y) for y in years) if e is not None] or [anchor]
+            return [(a, a + RELATION_S) if after else (a - RELATION_S, a + 1) for a in starts]
         if self.absolute is not None:
             return [self.absolute]
         if self.month is None or self.day is None:
@@ -137,6 +152,32 @@ class When:
             start = datetime.combine(d, time(0)).astimezone().timestamp()
             out.append((start + lo, start + hi))
         return out
+
+
+def _in_year(epoch: float, year: int) -> float | None:
+    """The same local date and clock in another year (None for Feb 29 in a common year)."""
+    try:
+        return datetime.fromtimestamp(epoch).replace(year=year).timestamp()
+    except ValueError:
+        return None
+
+
+def _same_year(epoch: float, anchor: float) -> float | None:
+    """``epoch`` moved into ``anchor``'s year, to the side nearest ``anchor`` (a record just
+    after a Dec 31 anchor is in January)."""
+    a_year = datetime.fromtimestamp(anchor).year
+    moved = [e for e in (_in_year(epoch, y) for y in (a_year - 1, a_year, a_year + 1)) if e is not None]
+    return min(moved, key=lambda e: abs(e - anchor)) if moved else None
+
+
+# A year written in a record's head: "2014-07-02", "Jul 2 10:00:00 2014", "02/Jul/2014", or
+# epoch seconds; a syslog head ("Jul  2 10:00:00 host") has none.
+_YEAR_IN_HEAD = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)|(?<![\d.])1\d{9}(?:\.\d+)?(?![\d])|__REALTIME_TIMESTAMP=")
+
+
+def states_year(record_text: str) -> bool:
+    """Whether the record's own text gives its year (else the index inferred it)."""
+    return bool(_YEAR_IN_HEAD.search(record_text[:120]))
 
 
 def _clock_written(clock: tuple[int, int], text: str) -> bool:

@@ -79,10 +79,11 @@ class Filters:
     since: float | None = None
     until: float | None = None
     level: str = ""   # this level or worse
+    spans: tuple[tuple[float, float], ...] = ()   # records in any of these [since, until) only
 
     @property
     def narrowing(self) -> bool:
-        return bool(self.file_glob or self.since is not None or self.until is not None or self.level)
+        return bool(self.file_glob or self.since is not None or self.until is not None or self.level or self.spans)
 
 
 @dataclass
@@ -171,8 +172,15 @@ class Retriever:
         target.when = query_mod.When(near=(a.epoch, rel.after))
         # "Just after Y" says where to look: the records in that half hour, nearest first. (The
         # caller falls back to the whole question when nothing there is found.)
-        (since, until), = target.when.windows(range(0))
-        near = Filters(f.collection, f.file_glob, since, until, f.level)
+        if query_mod.states_year(a.text):
+            (since, until), = target.when.windows(range(0))
+            near = Filters(f.collection, f.file_glob, since, until, f.level)
+        else:
+            # Y's year was inferred and may be wrong (a rotated syslog file written now and then
+            # over years): the half hour after Y's date and clock in every year the sources hold.
+            target.when.near_yearless = True
+            near = Filters(f.collection, f.file_glob, None, None, f.level,
+                           spans=tuple(target.when.windows(self._years(f.collection))))
         hits = self._search(target, self._query_vector(rel.target, f), k + 1, near)
         return [h for h in hits if (h.path, h.line_start) != (a.path, a.line_start)][:k]
 
@@ -255,6 +263,9 @@ class Retriever:
         if f.level:
             where.append("c.max_level >= ?")
             args.append(LEVEL_RANK[f.level])
+        if f.spans:
+            where.append("(" + " OR ".join(["(c.t_max >= ? AND c.t_min < ?)"] * len(f.spans)) + ")")
+            args += [x for span in f.spans for x in span]
         if f.file_glob:
             where.append("lantern_glob(c.path, ?)")
             args.append(f.file_glob)
@@ -504,6 +515,8 @@ class Retriever:
     def _eligible(epoch: float | None, level: str | None, f: Filters) -> bool:
         if (f.since is not None or f.until is not None) and (
                 epoch is None or (f.since is not None and epoch < f.since) or (f.until is not None and epoch >= f.until)):
+            return False
+        if f.spans and (epoch is None or not any(a <= epoch < b for a, b in f.spans)):
             return False
         return not f.level or LEVEL_RANK.get(level or "", -1) >= LEVEL_RANK[f.level]
 

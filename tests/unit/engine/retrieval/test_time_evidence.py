@@ -210,3 +210,31 @@ def test_many_years_of_many_daemons(index, years_of_logs):
     assert first("10.77.66.55 on December 25") == planted["10.77.66.55"]
     # "just after" finds the anchor first, then the failure closest after it.
     assert first("the ssh login that failed just after the directory index was full") == planted["10.99.1.2"]
+
+
+def test_just_after_an_event_whose_year_the_index_had_to_guess(index, tmp_path):
+    # auth.log's lines carry no year and the file was last written in 2021, so its January line
+    # reads as 2021; the proxy logged the request in 2014 (epoch stamps). "Just after" the sudo
+    # command still finds the proxy's line seconds later, by date and clock in any year.
+    root = tmp_path / "ns1"
+    (root / "squid").mkdir(parents=True)
+    auth = root / "auth.log"
+    auth.write_text(
+        "Jan 22 20:40:01 ns1 CRON[311]: pam_unix(cron:session): session opened for user root\n"
+        "Jan 22 20:42:50 ns1 sudo:     root : PWD=/root ; USER=backup ; COMMAND=/usr/bin/test -e /srv/comet-7629\n"
+        "Jan 22 20:42:50 ns1 sudo: pam_unix(sudo:session): session opened for user backup(uid=34) by (uid=0)\n"
+        "Mar  3 10:00:00 ns1 sshd[5]: Server listening on 0.0.0.0 port 22.\n")
+    t = datetime(2021, 3, 3, 10, 0).timestamp()
+    os.utime(auth, (t, t))
+    at = datetime(2014, 1, 22, 20, 42, 56).timestamp()
+    (root / "squid" / "access.log").write_text("".join(
+        f"{e:.3f}      0 {ip} TCP_DENIED/403 3446 GET http://127.0.0.1:9/blocked/{name} - HIER_NONE/- text/html\n"
+        for e, ip, name in sorted([(at - 86400 * 40, "127.9.9.1", "a-1"), (at, "127.118.12.53", "kestrel-4344"),
+                                   (at + 86400 * 3, "127.9.9.2", "b-2"), (at + 3600 * 5, "127.9.9.3", "c-3")])))
+    index.index(root)
+    hits = index.search("Right after someone used sudo to check /srv/comet-7629 on ns1, squid logged the "
+                        "request squid denied. Which IP was this?", k=3)
+    assert hits and "127.118.12.53" in hits[0].text
+    assert query.states_year("1390423376.932      0 127.118.12.53 TCP_DENIED/403")
+    assert query.states_year("2014-01-22T20:42:50.1+00:00 db1 sudo: x")
+    assert not query.states_year("Jan 22 20:42:50 ns1 sudo:     root : PWD=/root")
