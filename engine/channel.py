@@ -12,6 +12,7 @@ loopback port written in its data dir's engine.json, and a client proves itself 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from typing import Iterator
@@ -59,8 +60,6 @@ class LineChannel:
                timeout: float = HANDSHAKE_TIMEOUT_S) -> "LineChannel":
         """Connect to a running engine as one more client; raise OSError when nothing listens
         (a stale engine.json) and AttachRefused when the engine refuses us."""
-        import os
-
         sock = socket.create_connection((host, port), timeout=timeout)
         chan = cls(sock)
         try:
