@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from engine.retrieval import lexical
 from engine.retrieval.chunker import Chunk
 
 log = logging.getLogger(__name__)
+
+_OPEN_LOCK = threading.Lock()
 
 SCHEMA_VERSION = 1
 
@@ -126,6 +129,12 @@ class Manifest:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self._spans: dict[str, tuple[float, float]] = {}
+        # The engine's worker and indexer threads may open it at once: switching a new file to
+        # WAL and making its tables and columns is done by one at a time ("database is locked").
+        with _OPEN_LOCK:
+            self._open()
+
+    def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # The engine worker thread owns this connection; the check is relaxed so tests and
@@ -140,7 +149,7 @@ class Manifest:
                 # Each chunk's vector (float16), beside chroma's copy: a filtered search ranks the
                 # few chunks the filter allows with one matrix product (chroma's id-filtered query
                 # took ~55 ms for 300 ids), and the vector store can be rebuilt without embedding.
-                self.db.execute("ALTER TABLE chunks ADD COLUMN vec BLOB")
+                self._add_column("vec BLOB")
         except sqlite3.Error as e:
             raise EngineError(ErrorKind.INDEX_IO,
                               f"The index file {self.path} cannot be opened ({e}). Check that the data folder "
@@ -155,15 +164,25 @@ class Manifest:
         have = {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}
         try:
             if "heading" not in have:
-                self.db.execute("ALTER TABLE chunks ADD COLUMN heading TEXT DEFAULT ''")
+                self._add_column("heading TEXT DEFAULT ''")
             if "toc" not in have:
-                self.db.execute("ALTER TABLE chunks ADD COLUMN toc INTEGER DEFAULT 0")
+                self._add_column("toc INTEGER DEFAULT 0")
             if "table_header" not in have:
-                self.db.execute("ALTER TABLE chunks ADD COLUMN table_header TEXT DEFAULT ''")
+                self._add_column("table_header TEXT DEFAULT ''")
         except sqlite3.Error as e:
             raise EngineError(ErrorKind.INDEX_IO,
                               f"The index file {self.path} cannot be updated ({e}). Check that the data folder "
                               f"is writable, or move the file away to rebuild the index.") from None
+
+    def _add_column(self, decl: str) -> None:
+        """ALTER TABLE chunks ADD COLUMN ``decl``, for an index from before the column. The
+        engine's two threads open the manifest at once: the other may have added it between our
+        look and this, which is no error."""
+        try:
+            self.db.execute(f"ALTER TABLE chunks ADD COLUMN {decl}")
+        except sqlite3.OperationalError as e:
+            if "duplicate column name" not in str(e):
+                raise
 
     def close(self) -> None:
         self.db.close()

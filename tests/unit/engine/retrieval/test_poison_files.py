@@ -266,3 +266,30 @@ def test_a_full_disk_under_the_vector_store_is_said_once(index, tmp_path, monkey
     monkeypatch.undo()
     index.index(d)   # space again: the next run embeds what was left
     assert index.vector_count() == len(index.chunks())
+
+
+def test_two_threads_opening_a_new_index_at_once_both_succeed(tmp_path):
+    """The engine's worker and indexer threads open the manifest together (a search while the
+    first folder is indexed): adding a column the other just added is no error."""
+    import threading
+
+    from engine.retrieval.manifest import Manifest
+
+    errors = []
+    for i in range(20):
+        path = tmp_path / f"m{i}" / "manifest.sqlite"
+        gate = threading.Barrier(3)
+
+        def open_it():
+            gate.wait()
+            try:
+                Manifest(path).close()
+            except Exception as e:   # noqa: BLE001 - collected and asserted below
+                errors.append(e)
+
+        threads = [threading.Thread(target=open_it) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
