@@ -242,6 +242,6 @@ class CTransformersBackend:
                          reset=True),
             is_end=llm.is_eos_token,
             to_bytes=lambda tok: llm.detokenize([tok], decode=False),
-            stops=model.formatter.stop_strings, max_new=max_new, cancel=cancel, result=result,
+            stops=model.formatter.stop_strings + tuple(sampling.stop), max_new=max_new, cancel=cancel, result=result,
             t_start=t_start,
         )

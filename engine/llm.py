@@ -310,7 +310,7 @@ class LlamaBackend:
         self._prefill(tokens, cancel)
 
         max_new = min(sampling.max_tokens, model.n_ctx - len(tokens))
-        stops = model.formatter.stop_strings
+        stops = model.formatter.stop_strings + tuple(sampling.stop)   # the request's own after the template's
         vocab = llm._model.vocab
         import llama_cpp
 

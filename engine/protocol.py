@@ -34,7 +34,9 @@ from typing import Any, ClassVar
 # 1.6: several clients per engine: a client connects to the port in the data dir's engine.json
 #      and sends Hello (its token proves it may); events go to the client that sent the request;
 #      ShowWindow (a second window asks the first to come to the front), WindowShown
-PROTOCOL_VERSION = "1.6"
+# 1.7: Sampling.stop (strings that end a reply, beside the template's own); Embed/Embeddings (the
+#      embedding model's vectors for texts: the local HTTP API's /v1/embeddings)
+PROTOCOL_VERSION = "1.7"
 WATCH_ID_PREFIX = "watch-"
 
 # Largest line we accept. A chat history is big, but not this big; a longer line means a
@@ -149,6 +151,9 @@ class Welcome(Event):
 
 # ---------------------------------------------------------------------------- commands
 
+MAX_STOP_STRINGS = 4
+
+
 @dataclass
 class Sampling:
     """Sampling settings of one request. Defaults are what most chat apps ship."""
@@ -159,6 +164,7 @@ class Sampling:
     repeat_penalty: float = 1.1
     max_tokens: int = 1024
     seed: int = -1  # -1: a new random seed per reply
+    stop: list = field(default_factory=list)   # reply ends before any of these strings (1.7)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Sampling":
@@ -178,6 +184,10 @@ class Sampling:
         for ok, msg in checks:
             if not ok:
                 raise EngineError(ErrorKind.BAD_INPUT, f"Sampling setting out of range: {msg}.")
+        if not isinstance(self.stop, list) or len(self.stop) > MAX_STOP_STRINGS or \
+                not all(isinstance(s, str) and 0 < len(s) <= 200 for s in self.stop):
+            raise EngineError(ErrorKind.BAD_INPUT, f"Sampling setting out of range: stop must be at most "
+                                                   f"{MAX_STOP_STRINGS} non-empty strings of at most 200 characters.")
 
 
 @dataclass
@@ -300,6 +310,13 @@ class Search(Command):
     file_glob: str = ""
     data_dir: str = ""
     chroma_url: str = ""
+
+
+@dataclass
+class Embed(Command):
+    """The embedding model's vectors for ``texts`` (unit length); answered by Embeddings."""
+    TYPE: ClassVar[str] = "embed"
+    texts: list = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------- events
@@ -465,11 +482,19 @@ class SearchDone(Event):
     seconds: float = 0.0
 
 
+@dataclass
+class Embeddings(Event):
+    TYPE: ClassVar[str] = "embeddings"
+    vectors: list = field(default_factory=list)   # one list of floats per text, in the texts' order
+    model: str = ""
+    tokens: int = 0                               # tokens the embedding model read, all texts together
+
+
 # The events that end a request: after one of these, no other event carries the request's id.
 # (Cancel and Shutdown have no answer.) The engine's connection routing and the CLI read this.
 FINAL_EVENTS: tuple[type[Event], ...] = (
     Done, Cancelled, Failed, ModelLoaded, IndexDone, SearchDone, SourceList, SourcesRemoved, WatchState,
-    CollectionList, IndexingState, Status, WindowShown,
+    CollectionList, IndexingState, Status, WindowShown, Embeddings,
 )
 UNANSWERED_COMMANDS: tuple[type[Command], ...] = (Cancel, Shutdown)
 

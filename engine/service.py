@@ -62,6 +62,7 @@ class EngineService:
             p.Search: self._queue,
             p.ListSources: self._queue,
             p.ListCollections: self._queue,
+            p.Embed: self._queue,
             p.PauseIndexing: self._on_pause,
             p.Cancel: self._on_cancel,
             p.GetStatus: self._on_status,
@@ -171,6 +172,8 @@ class EngineService:
                 elif isinstance(cmd, p.WatchSources):
                     self._restore_watch(cmd)
                     self._emit(self.watcher.set_enabled(cmd))
+                elif isinstance(cmd, p.Embed):
+                    self._embed(cmd, cancel)
             except p.EngineError as e:
                 failed = True
                 self._emit(p.Failed.from_error(cmd.id, e))
@@ -254,6 +257,29 @@ class EngineService:
             # Someone who indexed files will ask about them: load the embedding model now, in
             # the background, rather than make the first sourced answer wait for it (~7 s here).
             threading.Thread(target=self._warm_embedder, args=(warm,), name="engine-warmup", daemon=True).start()
+
+    MAX_EMBED_TEXTS = 2048
+
+    def _embed(self, cmd: p.Embed, cancel: threading.Event) -> None:
+        """The embedding model's vectors for some texts (the HTTP API's /v1/embeddings)."""
+        texts = cmd.texts
+        if not texts or len(texts) > self.MAX_EMBED_TEXTS or not all(isinstance(t, str) for t in texts):
+            raise p.EngineError(p.ErrorKind.BAD_INPUT, f"Embed needs 1 to {self.MAX_EMBED_TEXTS} texts (strings).")
+        if cancel.is_set():
+            self._emit(p.Cancelled(id=cmd.id))
+            return
+        self.state = "embedding"
+        embedder = self._sessions(False).embedder
+        vectors = embedder.embed_documents(list(texts))
+        impl = getattr(embedder, "_impl", None)
+        tok = getattr(impl, "tokenizer", None) or getattr(getattr(impl, "model", None), "tokenizer", None)
+        try:   # what the model read (truncated texts count what was kept)
+            tokens = sum(len(e.ids) for e in tok.encode_batch(texts)) if hasattr(tok, "encode_batch") and \
+                hasattr(tok, "no_padding") else sum(len(tok(t)["input_ids"]) for t in texts)
+        except Exception:
+            tokens = sum(len(t.split()) for t in texts)
+        self._emit(p.Embeddings(id=cmd.id, vectors=[[round(float(x), 7) for x in v] for v in vectors],
+                                model=str(getattr(embedder, "config", {}).get("name", "")), tokens=tokens))
 
     @staticmethod
     def _warm_embedder(warm) -> None:
