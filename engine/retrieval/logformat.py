@@ -42,10 +42,24 @@ MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
 
 
+def _utc(secs: float) -> tuple[str, float] | None:
+    """Epoch seconds as (UTC ISO 8601, seconds); None for a value no calendar holds (a record
+    stamped 1e17 keeps its text and loses only its time, and the file is still indexed)."""
+    try:
+        return datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), float(secs)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _digits(s: str) -> bool:
+    """Plain 0-9 digits: str.isdigit() also says yes to "²", which int() refuses."""
+    return s.isascii() and s.isdigit()
+
+
 def normalize_level(word: str | int | None) -> str | None:
     if word is None:
         return None
-    if isinstance(word, int) or (isinstance(word, str) and word.isdigit()):
+    if isinstance(word, int) or (isinstance(word, str) and _digits(word)):
         n = int(word)
         return _SYSLOG_SEV[n] if 0 <= n <= 7 else None
     return _LEVEL_WORDS.get(str(word).strip().lower())
@@ -162,7 +176,7 @@ def _syslog5424(m, ctx):
     src = {k: g[k] for k in ("host", "prog") if g.get(k) and g[k] != "-"}
     if "prog" in src:
         src["program"] = src.pop("prog")
-    if g.get("pid") and g["pid"].isdigit():
+    if g.get("pid") and _digits(g["pid"]):
         src["pid"] = int(g["pid"])
     return {"t": t, "level": normalize_level(int(g["pri"]) % 8), "source": src, "message": g["rest"]}
 
@@ -206,8 +220,7 @@ def _generic(m, ctx):
     named groups they share (y or yy, mo or mon, d, h, mi, s, f, tz; or epoch)."""
     g = m.groupdict()
     if g.get("epoch"):
-        secs = float(g["epoch"])
-        t = (datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), secs)
+        t = _utc(float(g["epoch"]))
     else:
         y = g.get("y") or (f"20{g['yy']}" if g.get("yy") else None)
         mo = g.get("mo") or MONTHS[g["mon"].lower()[:3]]
@@ -222,7 +235,7 @@ def _generic(m, ctx):
         src["host"] = g["host"]
     if g.get("prog"):
         src["program"] = g["prog"]
-    if g.get("pid") and g["pid"].isdigit():
+    if g.get("pid") and _digits(g["pid"]):
         src["pid"] = int(g["pid"])
     return {"t": t, "level": level, "source": src, "message": rest}
 
@@ -439,8 +452,7 @@ def _json_record(line: str, n: int, ctx: TimeContext) -> Record:
         if isinstance(v, str):
             t = parse_iso(v, ctx)
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            secs = v / 1000 if v > 1e11 else v  # milliseconds since the epoch are common
-            t = (datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), float(secs))
+            t = _utc(v / 1000 if v > 1e11 else v)  # milliseconds since the epoch are common
         else:
             continue
         if t:
@@ -470,15 +482,14 @@ def _journal_records(lines: list[str], first_line: int, ctx: TimeContext) -> lis
             return
         rec = Record(start, end, "\n".join(lines[start - first_line:end - first_line + 1]))
         us = fields.get("__REALTIME_TIMESTAMP", "")
-        if us.isdigit():
-            secs = int(us) / 1e6
-            rec.ts = datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            rec.epoch = secs
+        t = _utc(int(us) / 1e6) if _digits(us) else None
+        if t:
+            rec.ts, rec.epoch = t
         rec.level = normalize_level(fields.get("PRIORITY"))
         rec.message = fields.get("MESSAGE", "")
         for k, dest in (("_HOSTNAME", "host"), ("SYSLOG_IDENTIFIER", "program"), ("_PID", "pid")):
             if k in fields:
-                rec.source[dest] = int(fields[k]) if dest == "pid" and fields[k].isdigit() else fields[k]
+                rec.source[dest] = int(fields[k]) if dest == "pid" and _digits(fields[k]) else fields[k]
         out.append(rec)
 
     for i, line in enumerate(lines):
