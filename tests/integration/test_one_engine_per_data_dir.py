@@ -240,7 +240,7 @@ def test_cli_uses_the_windows_engine_while_the_window_keeps_working(qtbot, tmp_p
 def test_lantern_serve_is_the_engine_verbs_use_and_stops_in_order_on_sigterm(tmp_path):
     logs = _logs(tmp_path / "logs", "svc", files=2, lines=20)
     data = tmp_path / "data"
-    serve = subprocess.Popen(_cmd(data, "serve"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    serve = subprocess.Popen(_cmd(data, "serve", "--port", "0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert _wait(lambda: residency.read_info(data) is not None, timeout=60), serve.stderr.read()
         info = residency.read_info(data)
@@ -251,7 +251,7 @@ def test_lantern_serve_is_the_engine_verbs_use_and_stops_in_order_on_sigterm(tmp
         assert r.returncode == 0 and json.loads(r.stdout)["hits"][0]["path"] == str(logs / "svc1.log")
         assert residency.read_info(data).pid == serve.pid      # both verbs used it
 
-        again = lantern("serve", data_dir=data, timeout=60)
+        again = lantern("serve", "--port", "0", data_dir=data, timeout=60)
         assert again.returncode == residency.EXIT_DATA_DIR_BUSY
         assert f"pid {serve.pid}" in again.stderr and str(data) in again.stderr
 
