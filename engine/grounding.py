@@ -508,5 +508,17 @@ class Answer:
             return bool(stated_values(text, self.kind, sources, self.question, final, self.context))
         return not says_nothing(text if final else re.sub(r"\S+$", "", text), sources)
 
+    def cite(self, text: str, sources: list[SourceChunk]) -> int:
+        """The [n] for an answer written without a marker: the first source holding the value
+        of the asked kind it states ("404" for "what status code", too short for ``attributed``),
+        else ``attributed``'s."""
+        if self.kind:
+            for value in stated_values(text, self.kind, sources, self.question, True, self.context):
+                pattern = re.compile(rf"(?<![\w.]){re.escape(value)}(?![\w])", re.I)
+                for i, c in enumerate(sources):
+                    if pattern.search(c.text):
+                        return i + 1
+        return attributed(text, sources)
+
     def retry_source(self, sources: list[SourceChunk]) -> int:
         return answer_source(self.kind, sources, self.question)

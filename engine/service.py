@@ -396,7 +396,7 @@ class EngineService:
         text = check.texts[-1]
         if not sent or shown:
             # Words but no marker: cite the source that holds the answer's value, if one does.
-            n = grounding.attributed(text, sent) if sent and grounding.marker_suffix(text) else 0
+            n = check.cite(text, sent) if sent and grounding.marker_suffix(text) else 0
             if n:
                 emit(f" [{n}]")
             return "", tokens, ms()

@@ -258,6 +258,9 @@ def test_with_no_source_found_any_address_is_unsourced():
 
 
 def test_an_answer_in_words_without_a_marker_cites_the_source_holding_its_value():
+    done, _ = answer(["404"], chunks=(OTHER, RECORD, ACCESS),
+                     question="What HTTP status code did nginx send for the request from 203.0.113.77?")
+    assert done.text == "404 [3]" and done.fallback == ""
     done, _ = answer(["The address was 198.51.100.9."], chunks=(OTHER, RECORD))
     assert done.text == "The address was 198.51.100.9. [2]" and done.fallback == ""
     done, _ = answer(["It was a failed login."], question="What happened at 03:10:56?")
@@ -332,6 +335,16 @@ def test_a_value_counts_when_a_source_holds_it_the_question_does_not_and_it_is_c
     f = "Which file was transferred in the FTP upload on 3 Mar 10:41?"
     assert grounding.stated_values("/srv/ftp/pub/tundra-7139.tar.gz [1]", "file", [XFER], f) == \
         ["/srv/ftp/pub/tundra-7139.tar.gz"]
+
+
+def test_a_short_value_of_the_asked_kind_gets_the_marker_of_its_source():
+    # "404" is too short for the generic attribution; as the status code asked for, it is cited.
+    q = "What HTTP status code did nginx send for the request from 203.0.113.77 on 2 Jul 13:07:50?"
+    other = SourceChunk("/corpus/web1/nginx/error.log", 3, 3, None, 0.9,
+                        "2014/07/02 13:07:50 [error] 811#811: *4 open() failed (2: No such file or directory)")
+    assert grounding.Answer(q).cite("404", [other, ACCESS]) == 2
+    assert grounding.Answer(q).cite("It was 200", [other, ACCESS]) == 0        # in no source: no marker
+    assert grounding.Answer("What happened?").cite("404", [ACCESS]) == 0
 
 
 def test_the_retry_goes_to_the_first_source_that_can_answer():
