@@ -21,6 +21,8 @@ ALL_MESSAGES = [
     p.Cancelled(id="1", text="Pa", completion_tokens=1),
     p.Failed(id="1", kind=p.ErrorKind.UNSUPPORTED_FORMAT, message="x", environment=True),
     p.Status(id="1", state="idle", model="M", model_path="/m", pid=3, rss_bytes=10),
+    p.Embed(texts=["a", "b"]),
+    p.Embeddings(id="1", vectors=[[0.5, -0.25]], model="E", tokens=4),
 ]
 
 
@@ -88,3 +90,11 @@ def test_sampling_validation_names_the_setting():
     with pytest.raises(p.EngineError, match="max tokens"):
         p.Sampling(max_tokens=0).validate()
     assert p.Sampling.from_dict({"top_k": 5, "bogus": 1}).top_k == 5
+
+
+def test_sampling_stop_strings_are_checked_and_end_a_request_with_embeddings():
+    assert p.Sampling.from_dict({"stop": ["\n\n", "END"]}).stop == ["\n\n", "END"]
+    for bad in (["a"] * 5, [""], "END", [3]):
+        with pytest.raises(p.EngineError, match="stop"):
+            p.Sampling(stop=bad).validate()
+    assert p.ends_request(p.Embeddings(id="1"))
