@@ -121,8 +121,12 @@ def is_loopback(host: str) -> bool:
 class Engine:
     """How the API reaches the data dir's engine: one attached connection per request."""
 
-    def __init__(self, port: int, token: str, data_dir: str, settings=None, max_queue: int = MAX_QUEUE):
+    def __init__(self, port: int, token: str, data_dir: str, settings=None, max_queue: int = MAX_QUEUE,
+                 locate=None):
         self.port, self.token, self.data_dir = port, token, data_dir
+        # The window's engine may restart (a crash): then where it listens is read from
+        # engine.json at each request.
+        self.locate = locate
         self.settings = settings
         self._slots = threading.BoundedSemaphore(max_queue)
         self.max_queue = max_queue
@@ -136,6 +140,8 @@ class Engine:
 
     def open(self) -> LineChannel:
         try:
+            if self.locate is not None:
+                self.port, self.token = self.locate()
             return LineChannel.attach(self.port, self.token)
         except (OSError, AttachRefused) as e:
             raise ApiError(503, f"The Lantern engine does not answer ({e}); it may be stopping.", "server_error",
@@ -699,10 +705,10 @@ def _mtime(path: str) -> float:
 
 def start(host: str, port: int, engine_port: int, engine_token: str, data_dir: str, settings=None,
           token: str = "", host_given: bool = False, max_tokens_cap: int = MAX_TOKENS_CAP,
-          max_queue: int = MAX_QUEUE) -> ApiServer:
+          max_queue: int = MAX_QUEUE, locate=None) -> ApiServer:
     """Bind and serve on a thread; raises OSError when the address is taken."""
     api_token = token or load_or_create_token(data_dir)
-    engine = Engine(engine_port, engine_token, data_dir, settings, max_queue=max_queue)
+    engine = Engine(engine_port, engine_token, data_dir, settings, max_queue=max_queue, locate=locate)
     check_host = not (host_given and not is_loopback(host))
     cls = _ApiServer6 if ":" in host else ApiServer
     server = cls((host, port), engine, api_token, check_host, max_tokens_cap=max_tokens_cap)
@@ -715,3 +721,74 @@ def url(server: ApiServer) -> str:
     host = f"[{host}]" if ":" in host else host
     return f"http://{host}:{port}/v1"
 
+
+class LocalApi:
+    """The window's switch for the API: off by default (``[api] enabled`` in settings.toml), on
+    loopback only, in the window's process, reaching the window's engine through engine.json."""
+
+    def __init__(self, data_dir, settings):
+        self.data_dir = str(data_dir)
+        self.settings = settings
+        self.server: ApiServer | None = None
+        self.error = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.settings.get("api", "enabled"))
+
+    @property
+    def port(self) -> int:
+        port = self.settings.get("api", "port")
+        return DEFAULT_PORT if port is None else int(port)
+
+    @property
+    def running(self) -> bool:
+        return self.server is not None
+
+    @property
+    def url(self) -> str:
+        return url(self.server) if self.server else f"http://{DEFAULT_HOST}:{self.port}/v1"
+
+    def token(self) -> str:
+        return load_or_create_token(self.data_dir)
+
+    def _locate(self) -> tuple[int, str]:
+        from engine import residency
+
+        info = residency.read_info(self.data_dir)
+        if info is None:
+            raise OSError(f"no engine.json in {self.data_dir}: the engine is not running")
+        return info.port, info.token
+
+    def start(self) -> bool:
+        """Serve now (if not already); False with ``error`` set when it cannot."""
+        if self.server is not None:
+            return True
+        try:
+            self.server = start(DEFAULT_HOST, self.port, 0, "", self.data_dir, self.settings, locate=self._locate)
+        except (OSError, ApiError) as e:
+            self.error = (f"Cannot serve on {DEFAULT_HOST}:{self.port}: {getattr(e, 'strerror', None) or e}. "
+                          f"Choose another port ([api] port in settings.toml) or stop what uses it.")
+            log.warning("%s", self.error)
+            return False
+        self.error = ""
+        log.info("local API server at %s", self.url)
+        return True
+
+    def stop(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def set_enabled(self, on: bool) -> bool:
+        """Switch and remember it; returns whether the wish holds (serving when on)."""
+        self.settings.set("api", "enabled", bool(on))
+        try:
+            self.settings.save()
+        except OSError as e:
+            log.warning("could not save settings: %s", e)
+        if on:
+            return self.start()
+        self.stop()
+        return True

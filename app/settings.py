@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
         "n_ctx": 4096,
         "seed": -1,
     },
+    "api": {
+        "enabled": False,   # the window's local OpenAI-compatible API server (Settings › Local API server)
+        "port": 8765,       # on 127.0.0.1; 0: any free port
+    },
     "ui": {
         "window_geometry": "",
         "sidebar_width": 260,

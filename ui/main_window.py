@@ -65,6 +65,10 @@ class MainWindow(QMainWindow):
         self.current_id: int | None = None
         self.settings_dialog: ConversationSettingsDialog | None = None
         self.library_dialog = None
+        self.api_dialog = None
+        # The local OpenAI-compatible API: off unless the person switched it on (Settings menu).
+        from app.api_server import LocalApi
+        self.local_api = LocalApi(paths.data_dir, settings)
         self._closed = False
         self.setWindowTitle("Lantern")
         self.setObjectName("mainWindow")
@@ -177,6 +181,8 @@ class MainWindow(QMainWindow):
         action(chat_menu, "Re&name conversation", self.sidebar.rename_current, None)
         models_menu = self.menuBar().addMenu("&Models")
         action(models_menu, "Model &library…", self.open_model_library, "Ctrl+Shift+M")
+        settings_menu = self.menuBar().addMenu("&Settings")
+        action(settings_menu, "Local &API server…", self.open_api_server, None)
         self.status.model_clicked.connect(self.open_model_library)
 
     def _connect(self) -> None:
@@ -194,6 +200,7 @@ class MainWindow(QMainWindow):
         self.client.engine_started.connect(self._on_engine_started)
         self.client.engine_gave_up.connect(self._on_engine_gave_up)
         self.client.show_requested.connect(self.bring_to_front)
+        self.client.engine_started.connect(self._start_local_api)
 
         self.sidebar.conversation_selected.connect(self.open_conversation)
         self.sidebar.new_chat_requested.connect(self.new_chat)
@@ -479,6 +486,18 @@ class MainWindow(QMainWindow):
         if banner is not None:
             banner.set_title("The engine stopped unexpectedly and was restarted")
 
+    def _start_local_api(self, _pid: int = 0) -> None:
+        """Serve the local API once the engine runs, when the person switched it on."""
+        if self.local_api.enabled and not self._closed:
+            self.local_api.start()
+
+    def open_api_server(self):
+        from ui.api_dialog import ApiServerDialog
+
+        self.api_dialog = ApiServerDialog(self.local_api, self)
+        self.api_dialog.open()
+        return self.api_dialog
+
     def _on_engine_gave_up(self, tail: str) -> None:
         self.status.show_gave_up()
         self.banners.show_banner(
@@ -536,6 +555,7 @@ class MainWindow(QMainWindow):
         except OSError as e:
             log.warning("could not save settings: %s", e)
         self.status.timer.stop()
+        self.local_api.stop()
         self.client.stop()
 
     def closeEvent(self, event):
