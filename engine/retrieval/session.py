@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 
 PROGRESS_EVERY_S = 0.25  # progress events are for a person's eyes; more would flood the channel
+# A cited PDF page travels with its citation (and is kept with the conversation) up to this size;
+# a bigger one is a data dump drawn as text, and its citation shows the quoted lines only.
+PAGE_LINES_MAX_CHARS = 40_000
 
 
 class RetrievalIndex:
@@ -152,7 +155,8 @@ class RetrievalSessions:
         for c in chunks:
             if c.page is not None:
                 # The window opens a citation onto its whole page, the cited lines highlighted.
-                c.page_lines = idx.manifest.page_lines(c.path, c.page)
+                lines = idx.manifest.page_lines(c.path, c.page)
+                c.page_lines = lines if sum(len(x) + 1 for x in lines) <= PAGE_LINES_MAX_CHARS else []
         if not chunks:
             return [], 0
         qvec = self.embedder.embed_query(question)

@@ -206,7 +206,7 @@ def test_the_section_travels_with_a_citation():
     assert c.citation()["heading"] == "2 Installing R"
 
 
-def test_a_pdf_citation_carries_its_whole_page_as_indexed(index, manual, embedder, tmp_path):
+def test_a_pdf_citation_carries_its_whole_page_as_indexed(index, manual, embedder, monkeypatch):
     from engine import protocol as p
     from engine.retrieval import pdf
     from engine.retrieval.session import RetrievalSessions
@@ -231,6 +231,16 @@ def test_a_pdf_citation_carries_its_whole_page_as_indexed(index, manual, embedde
     cited = top.page_lines[top.line_start - 1:top.line_end]
     assert " ".join(cited).split() == top.text.split()
     assert top.citation()["page_lines"] == expected
+
+    # A page too big to carry (a data dump drawn as text): the citation keeps its quote only.
+    import engine.retrieval.session as session_mod
+    monkeypatch.setattr(session_mod, "PAGE_LINES_MAX_CHARS", 50)
+    sessions = RetrievalSessions(embedder=embedder)
+    try:
+        chunks, _ = sessions.chat_sources(chat)
+    finally:
+        sessions.close()
+    assert chunks[0].page == 4 and chunks[0].page_lines == []
 
 
 def test_a_numbered_section_title_opening_a_page_is_text_not_a_running_header():
