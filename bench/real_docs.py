@@ -22,7 +22,9 @@ Sides, all on the same corpus, all with all-MiniLM-L6-v2 where they embed:
   bm25_pypdf, hybrid_pypdf   the same two on pypdf's text of the same pages
 
 Also: extraction time per page, PDFium (the text Lantern indexes, cleaned) vs pypdf, and the
-time Lantern takes to index the biggest PDF alone (R-exts), embedding included.
+time a person waits from dropping the biggest PDF (R-exts) on a Lantern that has not embedded
+anything yet until a question about it is answered: a fresh process (as a new engine), the
+embedding model loaded cold, the PDF read, chunked and embedded, then one search (``index_one``).
 
 Usage: python bench/real_docs.py [--work DIR] [--no-pypdf]
 """
@@ -230,6 +232,48 @@ def _summary(questions: list[dict], ranks: list) -> dict:
             "ranks": [r for r in ranks]}
 
 
+# ---------------------------------------------------------------------------- drop a PDF
+
+def index_one(path: str, data: str, question: str) -> dict:
+    """In a fresh process, as a new engine would: the clock runs from the drop (the indexer
+    asked to index ``path``) until the first search over it returns; the embedding model, the
+    vector store and their libraries load inside that time, as they do on a first drop."""
+    code = (
+        "import json, os, sys, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from pathlib import Path\n"
+        "from engine.retrieval.embedder import MiniLMEmbedder, embed_threads\n"
+        "from engine.retrieval.indexer import Indexer\n"
+        "from engine.retrieval.retriever import Filters\n"
+        "from engine.retrieval.session import RetrievalIndex\n"
+        "path, data, question = sys.argv[1:4]\n"
+        "load = os.getloadavg()[0]\n"
+        "t0, c0 = time.perf_counter(), time.process_time()\n"
+        "emb = MiniLMEmbedder()\n"
+        "spent = [0.0, 0]\n"
+        "inner = emb.embed_documents\n"
+        "def timed(texts):\n"
+        "    t = time.perf_counter(); v = inner(texts); spent[0] += time.perf_counter() - t; spent[1] += len(texts)\n"
+        "    return v\n"
+        "emb.embed_documents = timed\n"
+        "idx = RetrievalIndex(Path(data), embedder=emb)\n"
+        "rep = Indexer(idx.manifest, idx.store, emb).index([path])\n"
+        "t_indexed = time.perf_counter() - t0\n"
+        "hits = idx.retriever.search(question, 5, Filters('default'))\n"
+        "t_searched, cpu = time.perf_counter() - t0, time.process_time() - c0\n"
+        "out = {'seconds': t_searched, 'cpu_seconds': cpu, 'index_seconds': t_indexed, 'embedder_load_seconds': emb.load_s,\n"
+        "       'embedding_seconds': spent[0] - emb.load_s, 'texts_embedded': spent[1],\n"
+        "       'chunks': idx.manifest.chunk_count('default'), 'hits': len(hits), 'skipped': rep.skipped,\n"
+        "       'embedder': getattr(emb, 'backend', '') or 'torch', 'threads': embed_threads(), 'load_average_before': load}\n"
+        "idx.close()\n"
+        "print(json.dumps(out))\n")
+    done = subprocess.run([sys.executable, "-c", code, path, data, question], capture_output=True, text=True,
+                          timeout=3600)
+    if done.returncode:
+        raise RuntimeError(f"indexing {path} in a fresh process failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 # ---------------------------------------------------------------------------- main
 
 def main() -> int:
@@ -278,24 +322,23 @@ def main() -> int:
     from engine.retrieval.retriever import Filters
     from engine.retrieval.session import RetrievalIndex
 
-    emb = MiniLMEmbedder()
-    emb.embed_documents(["warm up"])
-
-    # Lantern: the biggest PDF alone first (timed), then the whole folder.
+    # Lantern: the biggest PDF alone first, dropped on a new engine (timed), then the whole folder.
     data = os.path.join(work, "lantern")
     shutil.rmtree(data, ignore_errors=True)
-    idx = RetrievalIndex(Path(data), embedder=emb)
     big = os.path.join(corpus, BIGGEST)
     from engine.retrieval import pdf
     from engine.retrieval.chunker import chunk_records
     t0 = time.perf_counter()
     n_text_chunks = sum(len(chunk_records(recs, "s", is_log=False, page=n)) for n, recs in pdf.page_records(big))
     big_text_s = time.perf_counter() - t0
-    load_before = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    rep_big = Indexer(idx.manifest, idx.store, emb).index([big])
-    big_s = time.perf_counter() - t0
-    big_chunks = idx.manifest.chunk_count("default")
+    big_question = next((q["question"] for q in questions if q["path"] == big), "How do I register native routines?")
+    drop = index_one(big, data, big_question)
+    big_s = drop["seconds"]
+    big_chunks = drop["chunks"]
+
+    emb = MiniLMEmbedder()
+    emb.embed_documents(["warm up"])
+    idx = RetrievalIndex(Path(data), embedder=emb)
     t0 = time.perf_counter()
     rep = Indexer(idx.manifest, idx.store, emb).index([corpus])
     all_s = time.perf_counter() - t0
@@ -307,7 +350,7 @@ def main() -> int:
         if r is None or r > 0:
             misses[q["id"]] = [f"{os.path.relpath(h.path, corpus)}#{h.page}" for h in hits[:3]]
     lantern = {**_summary(questions, ranks), "chunks": idx.manifest.chunk_count("default"),
-               "index_seconds": round(big_s + all_s, 1), "skipped": rep.skipped + rep_big.skipped,
+               "index_seconds": round(big_s + all_s, 1), "skipped": rep.skipped + drop["skipped"],
                "top3_when_not_first": {str(k): v for k, v in misses.items()}}
     idx.close()
 
@@ -333,11 +376,19 @@ def main() -> int:
         "lantern_minus_best_anchor_interval": {f"recall@{k}": _paired_interval(lantern["ranks"], anchors[best]["ranks"], k)
                                                for k in (1, K)},
         "extraction": extraction,
-        "index_biggest_pdf": {"file": BIGGEST, "pages": n_big, "seconds": round(big_s, 1), "chunks": big_chunks,
+        "index_biggest_pdf": {"file": BIGGEST, "pages": n_big, "measured": "drop on a new engine -> first search answered",
+                              "seconds": round(big_s, 1), "chunks": big_chunks,
+                              # CPU time of that process, all its threads: what the run cost whatever
+                              # else the machine was doing (on idle cores the wait is about this / cores).
+                              "cpu_seconds": round(drop["cpu_seconds"], 1),
                               "seconds_per_250_pages": round(big_s * 250 / n_big, 1),
+                              "index_seconds": round(drop["index_seconds"], 1),
+                              "embedder_load_seconds": round(drop["embedder_load_seconds"], 1),
+                              "embedding_seconds": round(drop["embedding_seconds"], 1),
+                              "texts_embedded": drop["texts_embedded"],
                               "text_and_chunks_seconds": round(big_text_s, 2), "text_chunks": n_text_chunks,
-                              "embedded_chunks_per_second": round(big_chunks / max(big_s - big_text_s, 1e-9), 1),
-                              "load_average_before": round(load_before, 2), "cpus": os.cpu_count()},
+                              "embedder": drop["embedder"], "threads": drop["threads"],
+                              "load_average_before": round(drop["load_average_before"], 2), "cpus": os.cpu_count()},
         "targets": {"recall@1>=0.72": lantern["recall@1"] >= 0.72, "recall@5>=0.90": lantern["recall@5"] >= 0.90,
                     "above_best_anchor": lantern["recall@1"] > anchors[best]["recall@1"]
                     and lantern["recall@5"] > anchors[best]["recall@5"],
