@@ -7,13 +7,13 @@ document chunk is scored on:
 
   words    the share of the question's IDF the chunk holds (with the section title), words
            matched on their stems as well as whole; blended with the share its best block holds,
-           which also names the lines the hit cites
-  meaning  the chunk's cosine with the question, weighted more than on logs: a reader's
-           question rarely shares its words with the page that answers it
+           which also names the lines the hit cites (a table row counts its column names)
+  meaning  the chunk's cosine with the question, weighted as on logs (a heavier weight, 0.8 or
+           1.0, did no better on the real manuals of ``bench/real_docs.py``)
   toc      a contents or index page lists every topic's words: it stays searchable, ranked low
 
 and a page that already has a hit does not get a second one (the next slot goes to another
-page). Weights were set on ``bench/real_docs.py``; logs keep ``ranking.Features`` as they are.
+page). Logs keep ``ranking.Features`` as they are.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from engine.retrieval import ranking
 # Kinds of source read as prose (loaders.KINDS); csv and json are data, text and jsonl are logs.
 PROSE_KINDS = frozenset({"pdf", "docx", "markdown", "html"})
 
-W_MEANING = 0.5        # meaning's weight for prose (logs: ranking.W_MEANING)
+W_MEANING = 0.5        # meaning's weight for prose (logs: ranking.W_MEANING, the same today)
 CHUNK_WORDS = 0.5      # the chunk's share of the words, against its best block's
 TOC_FACTOR = 0.5       # a contents or index page's score is scaled by this
 
