@@ -390,6 +390,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "Lantern"
     sys_version = ""
+    timeout = 120   # seconds a client may stall sending its request or reading an answer
 
     def log_message(self, fmt, *args):
         log.info("%s %s", self.address_string(), fmt % args)
