@@ -76,7 +76,11 @@ def test_two_index_runs_three_seconds_apart_have_one_writer(tmp_path):
     second_logs = _logs(tmp_path / "beta", "beta", files=10, lines=60)
     data = tmp_path / "data"
     first = popen("index", str(first_logs), data_dir=data)
-    time.sleep(3)
+    # The second run starts as soon as the first's engine holds the dir, not a fixed 3 s later:
+    # the first run alone can end within 3 s, and then there is nothing to share.
+    deadline = time.monotonic() + 60
+    while not residency.engine_running(data) and time.monotonic() < deadline:
+        time.sleep(0.05)
     second = lantern("index", str(second_logs), data_dir=data)
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
