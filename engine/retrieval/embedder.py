@@ -68,12 +68,13 @@ class Embedder(Protocol):
 
 
 def embed_threads() -> int:
-    """Threads for the embedder: LANTERN_EMBED_THREADS, else every core. The int8 graph's
-    threads sleep when idle (no spinning), so a window beside the engine still gets its turn."""
+    """Threads for the embedder: LANTERN_EMBED_THREADS, else all cores but one. On two cores a
+    second embedding thread starved the window (`bench/ui_indexing.py`: a 119 ms event-loop
+    stall against 44 ms with one), and the int8 graph meets the indexing target on one."""
     env = os.environ.get("LANTERN_EMBED_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
-    return max(1, os.cpu_count() or 1)
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def cache_dir() -> Path:
