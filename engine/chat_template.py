@@ -282,6 +282,9 @@ class ChatFormatter:
         return RenderedPrompt(text, [(0, len(text))])   # nothing located: all of it is text
 
 
+REFIRE_S = 0.05
+
+
 class _Overtime(BaseException):
     """Raised inside a render that ran past its deadline (a BaseException, so that nothing in
     the template's own error handling can swallow it)."""
@@ -311,6 +314,12 @@ class _deadline:
             if self._armed:
                 self._fired = True
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), ctypes.py_object(_Overtime))
+                # Delivered inside a callback the interpreter runs for itself (a weakref's, during
+                # garbage collection), the exception is printed and swallowed, and the render goes
+                # on: fire again until the render is over.
+                self._timer = threading.Timer(REFIRE_S, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
 
     def __enter__(self):
         self._thread = threading.get_ident()
@@ -326,7 +335,7 @@ class _deadline:
                 self._armed = False
                 if self._fired:    # fired as the render ended and not delivered yet: take it back
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), None)
-        self._timer.cancel()
+            self._timer.cancel()   # under the lock: the timer a firing scheduled last
 
     def __exit__(self, *exc):
         self.disarm()
