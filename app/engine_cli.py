@@ -125,12 +125,9 @@ def status(paths: Paths) -> dict:
         except (OSError, AttachRefused):
             return out
         try:
-            cmd = p.GetStatus()
-            chan.send(cmd)
-            for ev in chan:
-                if isinstance(ev, p.Status) and ev.id == cmd.id:
-                    out.update(state=ev.state, model=ev.model, rss_bytes=ev.rss_bytes)
-                    break
+            ev = chan.call(p.GetStatus())
+            if isinstance(ev, p.Status):
+                out.update(state=ev.state, model=ev.model, rss_bytes=ev.rss_bytes)
         finally:
             chan.close()
     return out

@@ -164,12 +164,8 @@ def _show_window(info: residency.EngineInfo) -> bool:
     except (OSError, AttachRefused):
         return False
     try:
-        cmd = p.ShowWindow()
-        chan.send(cmd)
-        for ev in chan:
-            if ev.id == cmd.id and isinstance(ev, p.WindowShown):
-                return ev.shown
-        return False
+        ev = chan.call(p.ShowWindow())
+        return isinstance(ev, p.WindowShown) and ev.shown
     except OSError:
         return False
     finally:

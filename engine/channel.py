@@ -89,6 +89,15 @@ class LineChannel:
                 self.closed = True
                 raise
 
+    def call(self, cmd: protocol.Command) -> protocol.Message | None:
+        """Send ``cmd`` and return the event that ends it (``protocol.FINAL_EVENTS``), or None
+        when the peer closes first. For one-shot clients that read nothing else."""
+        self.send(cmd)
+        for msg in self:
+            if msg.id == cmd.id and protocol.ends_request(msg):
+                return msg
+        return None
+
     def __iter__(self) -> Iterator[protocol.Message]:
         """Yield messages until the peer closes; bad lines are logged and dropped."""
         while not self.closed:

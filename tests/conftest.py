@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 
 import pytest
 
@@ -19,6 +20,16 @@ from engine.service import EngineService  # noqa: E402
 
 FINAL = p.FINAL_EVENTS   # the events that end a request: the engine's routing and the CLI read it too
 
+
+
+def wait_until(pred, timeout: float = 10.0, step: float = 0.05) -> bool:
+    """Poll ``pred`` until it holds or ``timeout`` passes; whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
 
 class ServiceHarness:
     """An EngineService in this process with its events collected per request."""

@@ -215,18 +215,21 @@ def html_blocks(text: str) -> list[Record]:
     parser = _VisibleText()
     parser.feed(text)
     parser.close()
-    out = []
-    for a, b, t, heading, header in parser.blocks:
-        message = t
-        if header:
-            names = header.split(" | ")
-            message = "; ".join(f"{h}: {v}" if h else v for h, v in zip(names + [""] * len(t.split(" | ")), t.split(" | ")))
-        r = Record(a, b, t, message=message)
-        r.source = {"heading": heading} if heading else {}
-        if header:
-            r.source["header"] = header
-        out.append(r)
-    return out
+    return [block_record(a, b, t, heading, header) for a, b, t, heading, header in parser.blocks]
+
+
+def block_record(a: int, b: int, text: str, heading: str, header: str) -> Record:
+    """A document block as a record: its section, and for a table row its header, so the
+    embedder reads the row as "column: value; ..." (HTML and Word tables alike)."""
+    message = text
+    if header:
+        names, values = header.split(" | "), text.split(" | ")
+        message = "; ".join(f"{h}: {v}" if h else v for h, v in zip(names + [""] * len(values), values))
+    r = Record(a, b, text, message=message)
+    r.source = {"heading": heading} if heading else {}
+    if header:
+        r.source["header"] = header
+    return r
 
 
 def csv_rows(lines: list[str], first_line: int = 1, ctx: TimeContext | None = None) -> list[Record]:

@@ -250,16 +250,15 @@ def parse(question: str, now: datetime | None = None) -> Intent:
                   when if said else None, _relation(question), asks(question))
 
 
-# "Which IP ...", "From which client IP ...", "What was the source address of ...": the answer
-# is an address, so a record that states one answers better than its neighbour that does not
-# (mosquitto's "New connection from 10.0.0.5" and the "not authorised" line after it).
-_ASKS_IP = re.compile(r"\b(?:which|what|whose)\s+(?:\w+\s+){0,3}?(?:ip|ips|ip\s+address(?:es)?|addresse?s?)\b", re.I)
-
-
 def asks(question: str) -> str | None:
     """The kind of value a question asks for, where a record can show it: "ip" only, for now
-    (user names, ids and paths look like any other word)."""
-    return "ip" if _ASKS_IP.search(question) else None
+    (user names, ids and paths look like any other word). The reading of the question is the
+    one the answer check uses (``grounding.asked_kind``): "Which IP ...", "From which client IP
+    ...", "What was the source address of ..."; mosquitto's "New connection from 10.0.0.5" then
+    beats the "not authorised" line after it, which names no address."""
+    from engine.grounding import asked_kind
+
+    return "ip" if asked_kind(question) == "ip" else None
 
 
 def _relation(question: str) -> Relation | None:

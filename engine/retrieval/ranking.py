@@ -159,6 +159,8 @@ class Fields:
         return 0.0
 
 
+# Cheaper than ``grounding.addresses`` (which validates each address): this runs on every
+# record scored for a "which IP" question.
 _IP = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])|(?<![0-9a-f:])(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{1,4}(?![0-9a-f:])", re.I)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import zipfile
 
-from engine.retrieval.documents import heading_path, path_text
+from engine.retrieval.documents import block_record, heading_path, path_text
 from engine.retrieval.loaders import SkipFile
 from engine.retrieval.logformat import Record
 
@@ -125,13 +125,5 @@ def records(path: str) -> list[Record]:
     out = []
     for n, (text, heading, header) in enumerate(items(path), start=1):
         if text:
-            message = text
-            if header:
-                names, values = header.split(" | "), text.split(" | ")
-                message = "; ".join(f"{h}: {v}" if h else v for h, v in zip(names + [""] * len(values), values))
-            r = Record(n, n, text, message=message)
-            r.source = {"heading": heading} if heading else {}
-            if header:
-                r.source["header"] = header
-            out.append(r)
+            out.append(block_record(n, n, text, heading, header))
     return out

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication, QTextCursor
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from app import conversations as conv
 from app.conversations import ConversationStore
 from ui.markdown import render_markdown
+from tests.gui.text_points import anchor_point
 from ui.message_view import MessageCard
 
 CODE = 'def reverse(text: str) -> str:\n    # A step of -1 walks the string backwards.\n    return text[::-1]'
@@ -47,22 +48,6 @@ def test_markdown_becomes_rich_text():
     assert "<script>" not in r.html and "&lt;script&gt;" in r.html   # model output is never markup
 
 
-def _anchor_point(browser, href: str):
-    """Where on screen the link ``href`` is drawn in ``browser``."""
-    block = browser.document().begin()
-    while block.isValid():
-        it = block.begin()
-        while not it.atEnd():
-            frag = it.fragment()
-            if frag.charFormat().anchorHref() == href:
-                cursor = QTextCursor(browser.document())
-                cursor.setPosition(frag.position() + 1)
-                return browser.cursorRect(cursor).center()
-            it += 1
-        block = block.next()
-    return None
-
-
 def test_copy_code_block_and_whole_message(qtbot):
     card = MessageCard("assistant", 1)
     qtbot.addWidget(card)
@@ -73,7 +58,7 @@ def test_copy_code_block_and_whole_message(qtbot):
     qtbot.waitExposed(card)
     assert card.stats.text() == "TTFT 120 ms · 68.3 tok/s · 42 tokens"
 
-    point = _anchor_point(card.body, "copy:0")
+    point = anchor_point(card.body, "copy:0")
     assert point is not None, "the code block has a Copy link"
     QGuiApplication.clipboard().clear()
     qtbot.mouseClick(card.body.viewport(), Qt.LeftButton, pos=point)

@@ -4,26 +4,12 @@ nothing it names, and its links show their target and open only when the person 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QUrl, Slot
-from PySide6.QtGui import QColor, QDesktopServices, QImage, QMouseEvent, QTextCursor, QTextDocument
+from PySide6.QtGui import QColor, QDesktopServices, QImage, QMouseEvent, QTextDocument
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import conversations as conv
+from tests.gui.text_points import anchor_point
 from ui.message_view import MessageCard
-
-
-def _anchor_point(browser, href: str):
-    block = browser.document().begin()
-    while block.isValid():
-        it = block.begin()
-        while not it.atEnd():
-            frag = it.fragment()
-            if frag.charFormat().anchorHref() == href:
-                cursor = QTextCursor(browser.document())
-                cursor.setPosition(frag.position() + 1)
-                return browser.cursorRect(cursor).center()
-            it += 1
-        block = block.next()
-    return None
 
 
 def _images(doc) -> list[str]:
@@ -63,7 +49,7 @@ def test_an_image_in_a_reply_is_a_link_and_never_loaded(qtbot, tmp_path):
     seg = card.body
     assert _images(seg.document()) == []                         # no <img> at all
     assert "[image: a chart]" in seg.toPlainText() and "[image: z]" in seg.toPlainText()
-    assert _anchor_point(seg, png) is not None                   # the target, as a link
+    assert anchor_point(seg, png) is not None                   # the target, as a link
     assert not seg.document().resource(QTextDocument.ImageResource, QUrl(png))
     assert not seg.document().resource(QTextDocument.ImageResource, QUrl.fromLocalFile(png))
 
@@ -102,7 +88,7 @@ def test_a_link_shows_its_target_and_opens_only_after_confirmation(qtbot):
         target = "https://evil.example/login?next=1"
         card = _card(qtbot, f"Sign in at [your bank]({target}).")
         seg = card.body
-        point = _anchor_point(seg, target)
+        point = anchor_point(seg, target)
         assert point is not None
 
         hover = QMouseEvent(QEvent.MouseMove, QPointF(point), QPointF(seg.viewport().mapToGlobal(point)),
@@ -135,7 +121,7 @@ def test_a_link_to_a_local_path_is_shown_and_not_opened(qtbot):
     try:
         card = _card(qtbot, "The notes are [here](/etc/passwd).")
         seg = card.body
-        point = _anchor_point(seg, "/etc/passwd")
+        point = anchor_point(seg, "/etc/passwd")
         qtbot.mouseClick(seg.viewport(), Qt.LeftButton, pos=point)
         qtbot.waitUntil(lambda: seg.link_box is not None and seg.link_box.isVisible(), timeout=2000)
         assert "/etc/passwd" in seg.link_box.text() and "not opened" in seg.link_box.text()

@@ -20,6 +20,7 @@ import pytest
 from app import engine_cli
 from app.paths import Paths
 from engine import residency
+from tests.conftest import wait_until
 
 
 pytestmark = pytest.mark.slow
@@ -29,15 +30,6 @@ MAX_QUEUE = 2
 
 def _cmd(data_dir, *args):
     return [sys.executable, "-m", "app.main", "--data-dir", str(data_dir), *args]
-
-
-def _wait(pred, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 class Server:
@@ -62,7 +54,7 @@ class Server:
             if m:
                 found.update(url=m.group(1), port=int(m.group(2)))
             return bool(m) or self.proc.poll() is not None
-        assert _wait(announced, 90) and found, self.stderr()
+        assert wait_until(announced, 90) and found, self.stderr()
         self.url, self.port = found["url"], found["port"]
         self.token = (self.data / "api_token").read_text().strip()
         r = subprocess.run(_cmd(self.data, "index", str(self.logs)), capture_output=True, text=True, timeout=300,
@@ -272,22 +264,22 @@ def _engine_state(server) -> str:
 def test_a_client_that_disconnects_mid_stream_cancels_its_generation(server):
     cancels = server.stderr(tail=0).count("cancelling")
     s = _start_stream(server)
-    assert _wait(lambda: _engine_state(server) == "generating", 30)
+    assert wait_until(lambda: _engine_state(server) == "generating", 30)
     _leave(s)
     # The whole answer takes tens of seconds: the engine stopped because the client left.
-    assert _wait(lambda: _engine_state(server) == "idle", 10), server.stderr()
+    assert wait_until(lambda: _engine_state(server) == "idle", 10), server.stderr()
     assert server.stderr(tail=0).count("cancelling") > cancels
 
 
 def test_an_overloaded_queue_answers_429_and_frees_when_clients_leave(server):
     held = [_start_stream(server, read_first=False) for _ in range(MAX_QUEUE)]   # one runs, one waits
     try:
-        assert _wait(lambda: _engine_state(server) == "generating", 30)
+        assert wait_until(lambda: _engine_state(server) == "generating", 30)
         resp, data = server.raw("POST", "/v1/embeddings", b'{"input": "x"}')
         assert resp.status == 429 and resp.getheader("Retry-After")
         assert _error(data)["type"] == "rate_limit_error"
     finally:
         for s in held:
             _leave(s)
-    assert _wait(lambda: server.raw("POST", "/v1/embeddings", b'{"input": "x"}')[0].status == 200, 20)
-    assert _wait(lambda: _engine_state(server) == "idle", 10)
+    assert wait_until(lambda: server.raw("POST", "/v1/embeddings", b'{"input": "x"}')[0].status == 200, 20)
+    assert wait_until(lambda: _engine_state(server) == "idle", 10)

@@ -23,6 +23,7 @@ import pytest
 from app import paths as app_paths
 from app.conversations import STREAMING, ConversationStore
 from engine import residency
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -62,15 +63,6 @@ def _stop_engine(data_dir: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
-def _wait(pred, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
-
-
 def test_two_index_runs_three_seconds_apart_have_one_writer(tmp_path):
     first_logs = _logs(tmp_path / "alpha", "alpha", files=30, lines=60)
     second_logs = _logs(tmp_path / "beta", "beta", files=10, lines=60)
@@ -78,9 +70,7 @@ def test_two_index_runs_three_seconds_apart_have_one_writer(tmp_path):
     first = popen("index", str(first_logs), data_dir=data)
     # The second run starts as soon as the first's engine holds the dir, not a fixed 3 s later:
     # the first run alone can end within 3 s, and then there is nothing to share.
-    deadline = time.monotonic() + 60
-    while not residency.engine_running(data) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: residency.engine_running(data), 60)
     second = lantern("index", str(second_logs), data_dir=data)
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
@@ -138,7 +128,7 @@ def test_repeated_search_reuses_the_running_engine_and_stop_hands_the_dir_back(t
     assert json.loads(status.stdout)["pid"] == info.pid
     _stop_engine(data)
     assert not residency.engine_running(data) and not (data / "engine.json").exists()
-    assert _wait(lambda: not residency.pid_alive(info.pid) or _zombie(info.pid))
+    assert wait_until(lambda: not residency.pid_alive(info.pid) or _zombie(info.pid))
 
     # A window opened on a data dir whose engine the command line kept takes it over.
     from app.gui import data_dir_taken
@@ -168,7 +158,7 @@ def test_killing_the_engine_releases_the_lock(tmp_path):
     with pytest.raises(residency.DataDirBusy, match=str(data)):
         residency.DataDirLock(data).acquire(wait_s=0.2)
     os.kill(info.pid, signal.SIGKILL)
-    assert _wait(lambda: not residency.engine_running(data), timeout=5)
+    assert wait_until(lambda: not residency.engine_running(data), timeout=5)
     # engine.json is stale now; the next verb sees through it and starts a new engine.
     r = lantern("search", "job svc-1-3", "--json", "-k", "1", data_dir=data)
     assert r.returncode == 0, r.stderr
@@ -238,7 +228,7 @@ def test_cli_uses_the_windows_engine_while_the_window_keeps_working(qtbot, tmp_p
         db.close()
     finally:
         client.stop()
-    assert _wait(lambda: not residency.engine_running(data), timeout=30)
+    assert wait_until(lambda: not residency.engine_running(data), timeout=30)
 
 
 def test_lantern_serve_is_the_engine_verbs_use_and_stops_in_order_on_sigterm(tmp_path):
@@ -246,7 +236,7 @@ def test_lantern_serve_is_the_engine_verbs_use_and_stops_in_order_on_sigterm(tmp
     data = tmp_path / "data"
     serve = subprocess.Popen(_cmd(data, "serve", "--port", "0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert _wait(lambda: residency.read_info(data) is not None, timeout=60), serve.stderr.read()
+        assert wait_until(lambda: residency.read_info(data) is not None, timeout=60), serve.stderr.read()
         info = residency.read_info(data)
         assert info.pid == serve.pid and info.mode == residency.SERVE
         r = lantern("index", str(logs), data_dir=data)

@@ -200,17 +200,22 @@ RECORD = SourceChunk("/var/log/mail.log", 2, 2, None, 1.0,
 OTHER = SourceChunk("/var/log/mail.log", 1, 1, None, 0.5, "Apr  7 03:10:52 mx1 postfix/smtpd[3120]: connect")
 
 
-def answer(replies: list[str], chunks=(RECORD, OTHER), question="Which IP failed SASL auth at 03:10:56?"):
+def sourced_chat(replies: list[str], messages: list[dict], chunks=(RECORD, OTHER)) -> tuple[list, ScriptedBackend]:
+    """A sourced chat through the real service, the model scripted: its events and the backend."""
     events: list = []
     backend = ScriptedBackend(replies)
     service = EngineService(events.append, backend=backend)
     service._source_fit = lambda cmd, messages: grounding.SourcePrompt(list(chunks), found=len(chunks))
     try:
-        service._chat(p.Chat(id="c1", messages=[{"role": "user", "content": question}],
-                             sampling={"temperature": 0, "max_tokens": 64}, use_sources=True),
-                      threading.Event())
+        service._chat(p.Chat(id="c1", messages=messages, sampling={"temperature": 0, "max_tokens": 64},
+                             use_sources=True), threading.Event())
     finally:
         service.close()
+    return events, backend
+
+
+def answer(replies: list[str], chunks=(RECORD, OTHER), question="Which IP failed SASL auth at 03:10:56?"):
+    events, backend = sourced_chat(replies, [{"role": "user", "content": question}], chunks)
     done = events[-1]
     assert isinstance(done, p.Done), events
     streamed = "".join(e.text for e in events if isinstance(e, p.Token))
@@ -383,17 +388,9 @@ def test_a_reply_without_a_sourced_value_of_the_asked_kind_is_replaced():
 def test_an_address_the_person_gave_the_model_is_shown_and_flagged_not_replaced():
     # The system prompt names the gateway; no source does. The reply is the person's own fact,
     # shown as written, with the warning that no source holds it.
-    events: list = []
-    backend = ScriptedBackend(["The office gateway is 192.0.2.7 [1]."])
-    service = EngineService(events.append, backend=backend)
-    service._source_fit = lambda cmd, messages: grounding.SourcePrompt([RECORD, OTHER], found=2)
-    try:
-        service._chat(p.Chat(id="c1", messages=[
-            {"role": "system", "content": "You are a helpful assistant. The office gateway is 192.0.2.7."},
-            {"role": "user", "content": "What is the IP address of the office gateway?"}],
-            sampling={"temperature": 0, "max_tokens": 64}, use_sources=True), threading.Event())
-    finally:
-        service.close()
+    events, backend = sourced_chat(["The office gateway is 192.0.2.7 [1]."], [
+        {"role": "system", "content": "You are a helpful assistant. The office gateway is 192.0.2.7."},
+        {"role": "user", "content": "What is the IP address of the office gateway?"}])
     done = events[-1]
     assert done.text == "The office gateway is 192.0.2.7 [1]." and done.fallback == "" and len(backend.calls) == 1
     assert [f["value"] for f in done.unsourced] == ["192.0.2.7"]
@@ -404,15 +401,7 @@ def test_the_retry_may_say_the_record_does_not_show_it():
 
 
 def test_a_reply_stating_a_sourced_value_streams_once_the_value_is_complete():
-    events: list = []
-    backend = ScriptedBackend(["The IP address was 198.51.100.9 [1]."])
-    service = EngineService(events.append, backend=backend)
-    service._source_fit = lambda cmd, messages: grounding.SourcePrompt([RECORD, OTHER], found=2)
-    try:
-        service._chat(p.Chat(id="c1", messages=[{"role": "user", "content": IP_Q}],
-                             sampling={"temperature": 0, "max_tokens": 64}, use_sources=True), threading.Event())
-    finally:
-        service.close()
+    events, backend = sourced_chat(["The IP address was 198.51.100.9 [1]."], [{"role": "user", "content": IP_Q}])
     tokens = [e.text for e in events if isinstance(e, p.Token)]
     assert tokens[0] == "The IP address was 198.51.100.9 " and "".join(tokens) == events[-1].text
     assert events[-1].fallback == "" and len(backend.calls) == 1
